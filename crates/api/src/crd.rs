@@ -1,0 +1,337 @@
+//! The CustomResourceDefinitions of every kind, generated from the Rust types.
+//!
+//! `cargo run -p ironlb-api --bin crdgen` writes them to `deploy/crds/`, one file per CRD; a test
+//! fails when the committed files differ from what the types generate.
+//!
+//! BGPPeer's CRD carries both versions (v1beta2 stored). Its `conversion` is `strategy: None` for
+//! now: `Webhook` would make the API server call a conversion service for every v1beta1 read or
+//! write, and there is no webhook to call until the controller serves one (it will patch the CRD
+//! with `strategy: Webhook`, its URL / Service and caBundle when it starts). With `None` the API
+//! server only rewrites `apiVersion`, which is wrong for v1beta1 objects that use
+//! `nodeSelectors` with expressions; everything else of v1beta1 is a subset of v1beta2.
+
+use crate::{GROUP, v1beta1, v1beta2};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceColumnDefinition, CustomResourceConversion, CustomResourceDefinition,
+    CustomResourceDefinitionNames, CustomResourceDefinitionSpec, CustomResourceDefinitionVersion,
+    CustomResourceSubresourceStatus, CustomResourceSubresources, CustomResourceValidation,
+    JSONSchemaProps,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemars::JsonSchema;
+use serde_json::{Value, json};
+
+/// A column of `kubectl get`: name, type, JSON path, priority.
+type Column = (&'static str, &'static str, &'static str, i32);
+
+/// How one version of a kind appears in its CRD.
+struct Version {
+    name: &'static str,
+    schema: Value,
+    served: bool,
+    storage: bool,
+    deprecation_warning: Option<&'static str>,
+    columns: &'static [Column],
+    spec_required: bool,
+}
+
+/// The OpenAPI v3 schema of `T` in the structural form the API server requires.
+fn schema_of<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .with_transform(schemars::transform::AddNullable::default())
+        .with_transform(kube::core::schema::StructuralSchemaRewriter)
+        .with_transform(kube::core::schema::OptionalEnum)
+        .with_transform(kube::core::schema::OptionalIntOrString)
+        .into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or(Value::Null)
+}
+
+/// Tidies the root schema: the standard `apiVersion` / `kind` / `metadata` properties, no
+/// `default` on `spec` / `status` (a defaulted `spec: {}` would fail kinds whose spec has
+/// required fields), and `spec` required only where MetalLB requires it.
+fn finish_root(mut schema: Value, spec_required: bool) -> Value {
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("title");
+        obj.insert("type".into(), json!("object"));
+        let props = obj.entry("properties").or_insert_with(|| json!({}));
+        if let Some(props) = props.as_object_mut() {
+            for field in ["spec", "status"] {
+                if let Some(p) = props.get_mut(field).and_then(Value::as_object_mut) {
+                    p.remove("default");
+                    p.remove("nullable");
+                }
+            }
+            props.insert("apiVersion".into(), json!({"type": "string"}));
+            props.insert("kind".into(), json!({"type": "string"}));
+            props.insert("metadata".into(), json!({"type": "object"}));
+        }
+        if spec_required {
+            obj.insert("required".into(), json!(["spec"]));
+        } else {
+            obj.remove("required");
+        }
+    }
+    schema
+}
+
+fn crd(
+    kind: &str,
+    plural: &str,
+    versions: Vec<Version>,
+    conversion: Option<CustomResourceConversion>,
+) -> CustomResourceDefinition {
+    let versions = versions
+        .into_iter()
+        .map(|v| {
+            let schema: Option<JSONSchemaProps> =
+                serde_json::from_value(finish_root(v.schema, v.spec_required)).ok();
+            let columns: Vec<CustomResourceColumnDefinition> = v
+                .columns
+                .iter()
+                .map(
+                    |(name, type_, path, priority)| CustomResourceColumnDefinition {
+                        name: (*name).into(),
+                        type_: (*type_).into(),
+                        json_path: (*path).into(),
+                        priority: (*priority != 0).then_some(*priority),
+                        ..Default::default()
+                    },
+                )
+                .collect();
+            CustomResourceDefinitionVersion {
+                name: v.name.into(),
+                served: v.served,
+                storage: v.storage,
+                deprecated: v.deprecation_warning.map(|_| true),
+                deprecation_warning: v.deprecation_warning.map(Into::into),
+                additional_printer_columns: (!columns.is_empty()).then_some(columns),
+                schema: Some(CustomResourceValidation {
+                    open_api_v3_schema: schema,
+                }),
+                subresources: Some(CustomResourceSubresources {
+                    status: Some(CustomResourceSubresourceStatus(json!({}))),
+                    scale: None,
+                }),
+                selectable_fields: None,
+            }
+        })
+        .collect();
+    CustomResourceDefinition {
+        metadata: ObjectMeta {
+            name: Some(format!("{plural}.{GROUP}")),
+            ..Default::default()
+        },
+        spec: CustomResourceDefinitionSpec {
+            group: GROUP.into(),
+            names: CustomResourceDefinitionNames {
+                kind: kind.into(),
+                list_kind: Some(format!("{kind}List")),
+                plural: plural.into(),
+                singular: Some(kind.to_ascii_lowercase()),
+                ..Default::default()
+            },
+            scope: "Namespaced".into(),
+            versions,
+            conversion,
+            preserve_unknown_fields: None,
+        },
+        status: None,
+    }
+}
+
+fn v1beta1<T: JsonSchema>(columns: &'static [Column], spec_required: bool) -> Version {
+    Version {
+        name: v1beta1::VERSION,
+        schema: schema_of::<T>(),
+        served: true,
+        storage: true,
+        deprecation_warning: None,
+        columns,
+        spec_required,
+    }
+}
+
+/// Every CRD, with the file name `crdgen` writes it to, in a stable order.
+pub fn all() -> Vec<(String, CustomResourceDefinition)> {
+    let bgppeer_columns: &'static [Column] = &[
+        ("Address", "string", ".spec.peerAddress", 0),
+        ("ASN", "string", ".spec.peerASN", 0),
+        ("BFD Profile", "string", ".spec.bfdProfile", 0),
+        ("Multi Hops", "string", ".spec.ebgpMultiHop", 0),
+    ];
+    let crds = vec![
+        crd(
+            "BFDProfile",
+            v1beta1::BfdProfile::PLURAL,
+            vec![v1beta1::<v1beta1::BfdProfile>(
+                &[
+                    ("Passive Mode", "boolean", ".spec.passiveMode", 0),
+                    ("Transmit Interval", "integer", ".spec.transmitInterval", 0),
+                    ("Receive Interval", "integer", ".spec.receiveInterval", 0),
+                    ("Multiplier", "integer", ".spec.detectMultiplier", 0),
+                ],
+                false,
+            )],
+            None,
+        ),
+        crd(
+            "BGPAdvertisement",
+            v1beta1::BgpAdvertisement::PLURAL,
+            vec![v1beta1::<v1beta1::BgpAdvertisement>(
+                &[
+                    ("IPAddressPools", "string", ".spec.ipAddressPools", 0),
+                    (
+                        "IPAddressPool Selectors",
+                        "string",
+                        ".spec.ipAddressPoolSelectors",
+                        0,
+                    ),
+                    ("Peers", "string", ".spec.peers", 0),
+                    ("Node Selectors", "string", ".spec.nodeSelectors", 10),
+                ],
+                false,
+            )],
+            None,
+        ),
+        crd(
+            "BGPPeer",
+            v1beta2::BgpPeer::PLURAL,
+            vec![
+                Version {
+                    name: v1beta1::VERSION,
+                    schema: schema_of::<v1beta1::BgpPeer>(),
+                    served: true,
+                    storage: false,
+                    deprecation_warning: Some("v1beta1 is deprecated, please use v1beta2"),
+                    columns: bgppeer_columns,
+                    spec_required: false,
+                },
+                Version {
+                    name: v1beta2::VERSION,
+                    schema: schema_of::<v1beta2::BgpPeer>(),
+                    served: true,
+                    storage: true,
+                    deprecation_warning: None,
+                    columns: bgppeer_columns,
+                    spec_required: false,
+                },
+            ],
+            Some(CustomResourceConversion {
+                strategy: "None".into(),
+                webhook: None,
+            }),
+        ),
+        crd(
+            "Community",
+            v1beta1::Community::PLURAL,
+            vec![v1beta1::<v1beta1::Community>(&[], false)],
+            None,
+        ),
+        crd(
+            "ConfigurationState",
+            v1beta1::ConfigurationState::PLURAL,
+            vec![v1beta1::<v1beta1::ConfigurationState>(
+                &[
+                    ("Result", "string", ".status.result", 0),
+                    ("ErrorSummary", "string", ".status.errorSummary", 0),
+                    ("Age", "date", ".metadata.creationTimestamp", 0),
+                ],
+                false,
+            )],
+            None,
+        ),
+        crd(
+            "IPAddressPool",
+            v1beta1::IpAddressPool::PLURAL,
+            vec![v1beta1::<v1beta1::IpAddressPool>(
+                &[
+                    ("Auto Assign", "boolean", ".spec.autoAssign", 0),
+                    ("Avoid Buggy IPs", "boolean", ".spec.avoidBuggyIPs", 0),
+                    ("Addresses", "string", ".spec.addresses", 0),
+                ],
+                true,
+            )],
+            None,
+        ),
+        crd(
+            "L2Advertisement",
+            v1beta1::L2Advertisement::PLURAL,
+            vec![v1beta1::<v1beta1::L2Advertisement>(
+                &[
+                    ("IPAddressPools", "string", ".spec.ipAddressPools", 0),
+                    (
+                        "IPAddressPool Selectors",
+                        "string",
+                        ".spec.ipAddressPoolSelectors",
+                        0,
+                    ),
+                    ("Interfaces", "string", ".spec.interfaces", 0),
+                    ("Node Selectors", "string", ".spec.nodeSelectors", 10),
+                ],
+                false,
+            )],
+            None,
+        ),
+        crd(
+            "ServiceBGPStatus",
+            v1beta1::ServiceBgpStatus::PLURAL,
+            vec![v1beta1::<v1beta1::ServiceBgpStatus>(
+                &[
+                    ("Node", "string", ".status.node", 0),
+                    ("Service Name", "string", ".status.serviceName", 0),
+                    ("Service Namespace", "string", ".status.serviceNamespace", 0),
+                ],
+                false,
+            )],
+            None,
+        ),
+        crd(
+            "ServiceL2Status",
+            v1beta1::ServiceL2Status::PLURAL,
+            vec![v1beta1::<v1beta1::ServiceL2Status>(
+                &[
+                    ("Allocated Node", "string", ".status.node", 0),
+                    ("Service Name", "string", ".status.serviceName", 0),
+                    ("Service Namespace", "string", ".status.serviceNamespace", 0),
+                ],
+                false,
+            )],
+            None,
+        ),
+    ];
+    crds.into_iter()
+        .map(|c| (format!("{GROUP}_{}.yaml", c.spec.names.plural), c))
+        .collect()
+}
+
+/// The YAML text `crdgen` writes for one CRD (with a generated-file header).
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
+    let mut value =
+        serde_json::to_value(crd).map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+    integral_floats_to_integers(&mut value);
+    let body = serde_yaml::to_string(&value)?;
+    Ok(format!(
+        "# Generated by `cargo run -p ironlb-api --bin crdgen`: do not edit.\n---\n{body}"
+    ))
+}
+
+/// `JSONSchemaProps` keeps `minimum` / `maximum` as floats; write `1` rather than `1.0`.
+fn integral_floats_to_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *value = json!(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}

@@ -1,0 +1,88 @@
+//! BGPAdvertisement: which pools are announced over BGP, to which peers, with which attributes.
+
+use crate::LabelSelector;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+resource! {
+    /// Announces the addresses of the selected pools to BGP peers.
+    BgpAdvertisement {
+        kind: "BGPAdvertisement",
+        version: "v1beta1",
+        plural: "bgpadvertisements",
+        spec: BgpAdvertisementSpec,
+        status: BgpAdvertisementStatus,
+    }
+}
+
+/// The default IPv4 aggregation length: announce each address as a /32.
+pub const DEFAULT_AGGREGATION_LENGTH: i32 = 32;
+/// The default IPv6 aggregation length: announce each address as a /128.
+pub const DEFAULT_AGGREGATION_LENGTH_V6: i32 = 128;
+
+fn default_aggregation_length() -> Option<i32> {
+    Some(DEFAULT_AGGREGATION_LENGTH)
+}
+
+fn default_aggregation_length_v6() -> Option<i32> {
+    Some(DEFAULT_AGGREGATION_LENGTH_V6)
+}
+
+/// `BGPAdvertisement.spec`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))"
+).message("serviceSelectors can only be used with the default aggregationLength (32) and aggregationLengthV6 (128)"))]
+pub struct BgpAdvertisementSpec {
+    /// Announce IPv4 addresses rolled up into prefixes of this length (default 32).
+    #[serde(default = "default_aggregation_length")]
+    #[schemars(range(min = 1))]
+    pub aggregation_length: Option<i32>,
+    /// Announce IPv6 addresses rolled up into prefixes of this length (default 128).
+    #[serde(default = "default_aggregation_length_v6")]
+    pub aggregation_length_v6: Option<i32>,
+    /// The LOCAL_PREF attribute (sent to iBGP peers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
+    /// Communities: `a:b` (standard), `large:a:b:c` (large) or the name of a Community alias.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
+    /// Pools, by name. With `ipAddressPoolSelectors` also empty: every pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_address_pools: Vec<String>,
+    /// Pools, by label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_address_pool_selectors: Vec<LabelSelector>,
+    /// Nodes that announce (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_selectors: Vec<LabelSelector>,
+    /// BGPPeer names to announce to (empty: all peers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+    /// Services, by label, this advertisement applies to (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+impl Default for BgpAdvertisementSpec {
+    /// The spec of an advertisement written without one: MetalLB's defaults.
+    fn default() -> Self {
+        Self {
+            aggregation_length: default_aggregation_length(),
+            aggregation_length_v6: default_aggregation_length_v6(),
+            local_pref: None,
+            communities: Vec::new(),
+            ip_address_pools: Vec::new(),
+            ip_address_pool_selectors: Vec::new(),
+            node_selectors: Vec::new(),
+            peers: Vec::new(),
+            service_selectors: Vec::new(),
+        }
+    }
+}
+
+/// `BGPAdvertisement.status` (empty, as in MetalLB).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BgpAdvertisementStatus {}
