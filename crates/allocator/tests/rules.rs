@@ -1,5 +1,7 @@
 //! One test per MetalLB allocation rule, named after the rule.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod support;
 
 use ironlb_allocator::{

@@ -1,5 +1,5 @@
 //! Builders shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // shared test builders may unwrap
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
