@@ -1,0 +1,1185 @@
+//! One table test per validation rule, named after the rule; each asserts the field it names.
+
+use ironlb_api::{LabelSelector, LabelSelectorRequirement, v1beta1, v1beta2};
+use ironlb_config::{
+    ConfigError, Context, Features, Object, ObjectKind, Objects, SecretData, build,
+    validate_delete, validate_object,
+};
+use std::collections::BTreeMap;
+
+const NS: &str = "metallb-system";
+
+fn ctx() -> Context {
+    Context {
+        namespace: NS.into(),
+        features: Features::all(),
+    }
+}
+
+fn pool(name: &str, addresses: &[&str]) -> v1beta1::IpAddressPool {
+    v1beta1::IpAddressPool::new(
+        name,
+        NS,
+        v1beta1::IpAddressPoolSpec {
+            addresses: addresses.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+}
+
+fn bgp_ad(name: &str, spec: v1beta1::BgpAdvertisementSpec) -> v1beta1::BgpAdvertisement {
+    v1beta1::BgpAdvertisement::new(name, NS, spec)
+}
+
+fn peer_spec() -> v1beta2::BgpPeerSpec {
+    v1beta2::BgpPeerSpec {
+        my_asn: 64500,
+        peer_asn: Some(64501),
+        peer_address: Some("10.0.0.1".into()),
+        ..Default::default()
+    }
+}
+
+fn peer(name: &str, spec: v1beta2::BgpPeerSpec) -> v1beta2::BgpPeer {
+    v1beta2::BgpPeer::new(name, NS, spec)
+}
+
+fn sel(key: &str, op: &str, values: &[&str]) -> LabelSelector {
+    LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|s| s.to_string()).collect()),
+        }]),
+        match_labels: None,
+    }
+}
+
+fn errors(objects: &Objects) -> Vec<ConfigError> {
+    errors_with(objects, &ctx())
+}
+
+fn errors_with(objects: &Objects, ctx: &Context) -> Vec<ConfigError> {
+    match build(objects, ctx) {
+        Ok(_) => Vec::new(),
+        Err(e) => e,
+    }
+}
+
+/// Asserts some error is about `kind`/`name`/`field` and mentions `needle`.
+#[track_caller]
+fn assert_error(errs: &[ConfigError], kind: ObjectKind, name: &str, field: &str, needle: &str) {
+    assert!(
+        errs.iter().any(|e| e.kind == kind
+            && e.name == name
+            && e.field == field
+            && e.message.contains(needle)),
+        "no error {kind} {name:?} {field} ~ {needle:?} in {errs:#?}"
+    );
+}
+
+fn pools_only(pools: Vec<v1beta1::IpAddressPool>) -> Objects {
+    Objects {
+        pools,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn valid_reference_scenario_builds() {
+    let objects = Objects {
+        pools: vec![pool("linuxnet", &["10.0.0.150-10.0.0.180"])],
+        l2_advertisements: vec![v1beta1::L2Advertisement::new(
+            "xixi",
+            NS,
+            v1beta1::L2AdvertisementSpec {
+                ip_address_pools: vec!["linuxnet".into()],
+                ..Default::default()
+            },
+        )],
+        ..Default::default()
+    };
+    let config = build(&objects, &Context::default()).expect("valid");
+    assert_eq!(config.pools[0].name, "linuxnet");
+    assert_eq!(config.l2_advertisements[0].pools, vec!["linuxnet"]);
+}
+
+#[test]
+fn error_display_names_object_and_field() {
+    let errs = errors(&pools_only(vec![pool(
+        "linuxnet",
+        &["10.0.0.1/24", "10.0.0.300-10.0.0.310"],
+    )]));
+    let text = errs[0].to_string();
+    assert!(
+        text.starts_with(r#"IPAddressPool "linuxnet": spec.addresses[1]: "10.0.0.300-10.0.0.310" is not a valid range: "#),
+        "{text}"
+    );
+}
+
+#[test]
+fn rule_pool_invalid_cidr() {
+    let errs = errors(&pools_only(vec![pool("p", &["10.0.0.0/33"])]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.addresses[0]",
+        "not a valid CIDR",
+    );
+    let errs = errors(&pools_only(vec![pool("p", &["10.0.0.1"])]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.addresses[0]",
+        "not a valid CIDR",
+    );
+}
+
+#[test]
+fn rule_pool_invalid_range() {
+    let errs = errors(&pools_only(vec![pool("p", &["10.0.0.1-banana"])]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.addresses[0]",
+        "not a valid range",
+    );
+}
+
+#[test]
+fn rule_pool_range_start_after_end() {
+    let errs = errors(&pools_only(vec![pool("p", &["10.0.0.9-10.0.0.1"])]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.addresses[0]",
+        "is after the end",
+    );
+}
+
+#[test]
+fn rule_pool_range_mixed_family() {
+    let errs = errors(&pools_only(vec![pool("p", &["10.0.0.1-fc00::1"])]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.addresses[0]",
+        "different address families",
+    );
+}
+
+#[test]
+fn rule_pool_empty() {
+    let errs = errors(&pools_only(vec![pool("p", &[])]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.addresses",
+        "at least one",
+    );
+}
+
+#[test]
+fn rule_pools_overlap() {
+    let errs = errors(&pools_only(vec![
+        pool("a", &["10.0.0.0/24"]),
+        pool("b", &["192.168.0.1/32", "10.0.0.100-10.0.1.5"]),
+    ]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "a",
+        "spec.addresses[0]",
+        "overlaps",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "b",
+        "spec.addresses[1]",
+        "overlaps",
+    );
+    let errs = errors(&pools_only(vec![pool(
+        "a",
+        &["fc00::/64", "fc00::5-fc00::9"],
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "a",
+        "spec.addresses[1]",
+        "overlaps",
+    );
+}
+
+#[test]
+fn rule_pool_duplicate_namespaces() {
+    let mut p = pool("p", &["10.0.0.0/24"]);
+    p.spec.service_allocation = Some(v1beta1::ServiceAllocation {
+        namespaces: vec!["a".into(), "a".into()],
+        ..Default::default()
+    });
+    let errs = errors(&pools_only(vec![p]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.serviceAllocation.namespaces[1]",
+        "duplicate",
+    );
+}
+
+#[test]
+fn rule_pool_invalid_namespace() {
+    let mut p = pool("p", &["10.0.0.0/24"]);
+    p.spec.service_allocation = Some(v1beta1::ServiceAllocation {
+        namespaces: vec!["Not_A_Namespace".into()],
+        ..Default::default()
+    });
+    let errs = errors(&pools_only(vec![p]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.serviceAllocation.namespaces[0]",
+        "not a valid namespace",
+    );
+}
+
+#[test]
+fn rule_duplicate_selectors() {
+    let mut p = pool("p", &["10.0.0.0/24"]);
+    p.spec.service_allocation = Some(v1beta1::ServiceAllocation {
+        service_selectors: vec![sel("app", "In", &["a"]), sel("app", "In", &["a"])],
+        ..Default::default()
+    });
+    let errs = errors(&pools_only(vec![p]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "spec.serviceAllocation.serviceSelectors[1]",
+        "duplicate selector",
+    );
+}
+
+#[test]
+fn rule_invalid_selectors() {
+    let mut p = pool("p", &["10.0.0.0/24"]);
+    p.spec.service_allocation = Some(v1beta1::ServiceAllocation {
+        namespace_selectors: vec![
+            sel("app", "Near", &["a"]),
+            sel("app", "In", &[]),
+            sel("bad key!", "Exists", &[]),
+        ],
+        ..Default::default()
+    });
+    let errs = errors(&pools_only(vec![p]));
+    let f = "spec.serviceAllocation.namespaceSelectors";
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        &format!("{f}[0].matchExpressions[0].operator"),
+        "not a valid operator",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        &format!("{f}[1].matchExpressions[0].values"),
+        "at least one value",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        &format!("{f}[2].matchExpressions[0].key"),
+        "invalid label key",
+    );
+}
+
+#[test]
+fn rule_l2_duplicate_pools_and_missing_pool() {
+    let objects = Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        l2_advertisements: vec![v1beta1::L2Advertisement::new(
+            "l2",
+            NS,
+            v1beta1::L2AdvertisementSpec {
+                ip_address_pools: vec!["p".into(), "p".into(), "gone".into()],
+                ..Default::default()
+            },
+        )],
+        ..Default::default()
+    };
+    let errs = errors(&objects);
+    assert_error(
+        &errs,
+        ObjectKind::L2Advertisement,
+        "l2",
+        "spec.ipAddressPools[1]",
+        "duplicate",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::L2Advertisement,
+        "l2",
+        "spec.ipAddressPools[2]",
+        "does not exist",
+    );
+}
+
+fn with_ad(pools: Vec<v1beta1::IpAddressPool>, spec: v1beta1::BgpAdvertisementSpec) -> Objects {
+    Objects {
+        pools,
+        bgp_advertisements: vec![bgp_ad("ad", spec)],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn rule_aggregation_length_out_of_range() {
+    let errs = errors(&with_ad(
+        vec![pool("p", &["10.0.0.0/24"])],
+        v1beta1::BgpAdvertisementSpec {
+            aggregation_length: Some(33),
+            aggregation_length_v6: Some(0),
+            ..Default::default()
+        },
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.aggregationLength",
+        "1-32",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.aggregationLengthV6",
+        "1-128",
+    );
+}
+
+#[test]
+fn rule_aggregation_length_shorter_than_pool_prefix() {
+    let errs = errors(&with_ad(
+        vec![pool("p", &["10.0.0.0/24"])],
+        v1beta1::BgpAdvertisementSpec {
+            aggregation_length: Some(16),
+            ..Default::default()
+        },
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.aggregationLength",
+        "shorter than the /24",
+    );
+    // A range: its lowest summarised mask (10.0.0.150-180 -> .160/28) decides.
+    let ok = errors(&with_ad(
+        vec![pool("p", &["10.0.0.150-10.0.0.180"])],
+        v1beta1::BgpAdvertisementSpec {
+            aggregation_length: Some(28),
+            ..Default::default()
+        },
+    ));
+    assert!(ok.is_empty(), "{ok:#?}");
+    let errs = errors(&with_ad(
+        vec![pool("p", &["10.0.0.150-10.0.0.180"])],
+        v1beta1::BgpAdvertisementSpec {
+            aggregation_length: Some(27),
+            ..Default::default()
+        },
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.aggregationLength",
+        "/28",
+    );
+}
+
+#[test]
+fn rule_service_selectors_with_aggregation() {
+    let errs = errors(&with_ad(
+        vec![pool("p", &["10.0.0.0/24"])],
+        v1beta1::BgpAdvertisementSpec {
+            aggregation_length: Some(24),
+            service_selectors: vec![sel("app", "Exists", &[])],
+            ..Default::default()
+        },
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.serviceSelectors",
+        "non-default aggregation",
+    );
+}
+
+#[test]
+fn rule_malformed_community() {
+    for bad in ["65536:1", "1:2:3", "large:1:2", "large:1:2:x"] {
+        let errs = errors(&with_ad(
+            vec![pool("p", &["10.0.0.0/24"])],
+            v1beta1::BgpAdvertisementSpec {
+                communities: vec![bad.into()],
+                ..Default::default()
+            },
+        ));
+        assert_error(
+            &errs,
+            ObjectKind::BgpAdvertisement,
+            "ad",
+            "spec.communities[0]",
+            "not a valid",
+        );
+    }
+}
+
+#[test]
+fn rule_unknown_community_alias() {
+    let errs = errors(&with_ad(
+        vec![pool("p", &["10.0.0.0/24"])],
+        v1beta1::BgpAdvertisementSpec {
+            communities: vec!["NO_SUCH_ALIAS".into()],
+            ..Default::default()
+        },
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.communities[0]",
+        "Community alias",
+    );
+}
+
+#[test]
+fn rule_community_alias_resolves() {
+    let mut objects = with_ad(
+        vec![pool("p", &["10.0.0.0/24"])],
+        v1beta1::BgpAdvertisementSpec {
+            communities: vec!["NO_ADVERTISE".into(), "large:1:2:3".into()],
+            ..Default::default()
+        },
+    );
+    objects.communities = vec![v1beta1::Community::new(
+        "c",
+        NS,
+        v1beta1::CommunitySpec {
+            communities: vec![v1beta1::CommunityAlias {
+                name: "NO_ADVERTISE".into(),
+                value: "65535:65282".into(),
+            }],
+        },
+    )];
+    let config = build(&objects, &ctx()).expect("valid");
+    assert_eq!(
+        config.bgp_advertisements[0].communities[0].to_string(),
+        "65535:65282"
+    );
+}
+
+#[test]
+fn rule_duplicate_community_alias() {
+    let c = |name: &str| {
+        v1beta1::Community::new(
+            name,
+            NS,
+            v1beta1::CommunitySpec {
+                communities: vec![v1beta1::CommunityAlias {
+                    name: "A".into(),
+                    value: "1:1".into(),
+                }],
+            },
+        )
+    };
+    let errs = errors(&Objects {
+        communities: vec![c("one"), c("two")],
+        ..Default::default()
+    });
+    assert_error(
+        &errs,
+        ObjectKind::Community,
+        "two",
+        "spec.communities[0].name",
+        "duplicate community alias",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::Community,
+        "one",
+        "spec.communities",
+        "duplicate community alias",
+    );
+}
+
+#[test]
+fn rule_community_alias_bad_value() {
+    let c = v1beta1::Community::new(
+        "c",
+        NS,
+        v1beta1::CommunitySpec {
+            communities: vec![v1beta1::CommunityAlias {
+                name: "A".into(),
+                value: "70000:1".into(),
+            }],
+        },
+    );
+    let errs = errors(&Objects {
+        communities: vec![c],
+        ..Default::default()
+    });
+    assert_error(
+        &errs,
+        ObjectKind::Community,
+        "c",
+        "spec.communities[0].value",
+        "16-bit",
+    );
+}
+
+#[test]
+fn rule_conflicting_local_pref() {
+    let objects = Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        bgp_advertisements: vec![
+            bgp_ad(
+                "a",
+                v1beta1::BgpAdvertisementSpec {
+                    local_pref: Some(100),
+                    ..Default::default()
+                },
+            ),
+            bgp_ad(
+                "b",
+                v1beta1::BgpAdvertisementSpec {
+                    local_pref: Some(200),
+                    ..Default::default()
+                },
+            ),
+        ],
+        ..Default::default()
+    };
+    let errs = errors(&objects);
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "a",
+        "spec.localPref",
+        "conflicts",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "b",
+        "spec.localPref",
+        "conflicts",
+    );
+}
+
+#[test]
+fn rule_local_pref_on_disjoint_peers_is_fine() {
+    let objects = Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        bgp_advertisements: vec![
+            bgp_ad(
+                "a",
+                v1beta1::BgpAdvertisementSpec {
+                    local_pref: Some(100),
+                    peers: vec!["x".into()],
+                    ..Default::default()
+                },
+            ),
+            bgp_ad(
+                "b",
+                v1beta1::BgpAdvertisementSpec {
+                    local_pref: Some(200),
+                    peers: vec!["y".into()],
+                    ..Default::default()
+                },
+            ),
+        ],
+        ..Default::default()
+    };
+    assert!(errors(&objects).is_empty());
+}
+
+#[test]
+fn rule_local_pref_on_ebgp_is_allowed() {
+    // Sent to iBGP peers only, as in MetalLB; an eBGP-only setup is not an error.
+    let objects = Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        bgp_advertisements: vec![bgp_ad(
+            "a",
+            v1beta1::BgpAdvertisementSpec {
+                local_pref: Some(100),
+                ..Default::default()
+            },
+        )],
+        peers: vec![peer("ebgp", peer_spec())],
+        ..Default::default()
+    };
+    assert!(errors(&objects).is_empty());
+}
+
+fn peers_only(peers: Vec<v1beta2::BgpPeer>) -> Objects {
+    Objects {
+        peers,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn rule_peer_my_asn_zero() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            my_asn: 0,
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.myASN",
+        "must not be 0",
+    );
+}
+
+#[test]
+fn rule_peer_missing_asn() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            peer_asn: None,
+            ..peer_spec()
+        },
+    )]));
+    assert_error(&errs, ObjectKind::BgpPeer, "p", "spec.peerASN", "required");
+}
+
+#[test]
+fn rule_peer_double_asn() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            dynamic_asn: Some(v1beta2::DynamicAsn::External),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.dynamicASN",
+        "mutually exclusive",
+    );
+}
+
+#[test]
+fn rule_peer_ebgp_multihop_on_ibgp() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            peer_asn: Some(64500),
+            ebgp_multi_hop: Some(true),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(&errs, ObjectKind::BgpPeer, "p", "spec.ebgpMultiHop", "iBGP");
+}
+
+#[test]
+fn rule_peer_neither_address_nor_interface() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            peer_address: None,
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.peerAddress",
+        "required",
+    );
+}
+
+#[test]
+fn rule_peer_both_address_and_interface() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            interface: Some("eth0".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.interface",
+        "mutually exclusive",
+    );
+}
+
+#[test]
+fn rule_peer_hold_time_under_3s() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            hold_time: Some("2s".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.holdTime",
+        "at least 3s",
+    );
+    let zero = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            hold_time: Some("0s".into()),
+            keepalive_time: Some("0s".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert!(zero.is_empty(), "hold time 0 is allowed: {zero:#?}");
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            hold_time: Some("soon".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.holdTime",
+        "not a valid duration",
+    );
+}
+
+#[test]
+fn rule_peer_keepalive_above_hold() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            hold_time: Some("30s".into()),
+            keepalive_time: Some("31s".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.keepaliveTime",
+        "must not exceed",
+    );
+}
+
+#[test]
+fn rule_peer_bad_connect_time() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            connect_time: Some("1500ms".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.connectTime",
+        "whole number",
+    );
+}
+
+#[test]
+fn rule_peer_bad_addresses() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            peer_address: Some("10.0.0.256".into()),
+            source_address: Some("nope".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.peerAddress",
+        "not a valid IP",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.sourceAddress",
+        "not a valid IP",
+    );
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            source_address: Some("fc00::1".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.sourceAddress",
+        "address family",
+    );
+}
+
+#[test]
+fn rule_peer_bad_router_id() {
+    for bad in ["10.0.0", "fc00::1"] {
+        let errs = errors(&peers_only(vec![peer(
+            "p",
+            v1beta2::BgpPeerSpec {
+                router_id: Some(bad.into()),
+                ..peer_spec()
+            },
+        )]));
+        assert_error(&errs, ObjectKind::BgpPeer, "p", "spec.routerID", "IPv4");
+    }
+}
+
+#[test]
+fn rule_peer_password_and_secret() {
+    let mut objects = peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            password: Some("x".into()),
+            password_secret: Some(k8s_openapi::api::core::v1::SecretReference {
+                name: Some("s".into()),
+                namespace: None,
+            }),
+            ..peer_spec()
+        },
+    )]);
+    objects.secrets.insert(
+        "s".into(),
+        SecretData {
+            type_: Some("kubernetes.io/basic-auth".into()),
+            data: BTreeMap::from([("password".to_string(), "y".to_string())]),
+        },
+    );
+    let errs = errors(&objects);
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.passwordSecret",
+        "mutually exclusive",
+    );
+}
+
+#[test]
+fn rule_peer_password_secret_not_found_or_without_key() {
+    let spec = v1beta2::BgpPeerSpec {
+        password_secret: Some(k8s_openapi::api::core::v1::SecretReference {
+            name: Some("s".into()),
+            namespace: None,
+        }),
+        ..peer_spec()
+    };
+    let mut objects = peers_only(vec![peer("p", spec)]);
+    assert_error(
+        &errors(&objects),
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.passwordSecret",
+        "not found",
+    );
+    objects.secrets.insert(
+        "s".into(),
+        SecretData {
+            type_: Some("kubernetes.io/basic-auth".into()),
+            data: BTreeMap::from([("username".to_string(), "y".to_string())]),
+        },
+    );
+    assert_error(
+        &errors(&objects),
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.passwordSecret",
+        "no key \"password\"",
+    );
+    objects.secrets.insert(
+        "s".into(),
+        SecretData {
+            type_: Some("kubernetes.io/basic-auth".into()),
+            data: BTreeMap::from([("password".to_string(), "secret".to_string())]),
+        },
+    );
+    let config = build(&objects, &ctx()).expect("valid");
+    assert_eq!(config.peers[0].password.as_deref(), Some("secret"));
+}
+
+#[test]
+fn rule_duplicate_identical_peers() {
+    let errs = errors(&peers_only(vec![
+        peer("a", peer_spec()),
+        peer("b", peer_spec()),
+    ]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "a",
+        "spec",
+        "identical to BGPPeer \"b\"",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "b",
+        "spec",
+        "identical to BGPPeer \"a\"",
+    );
+}
+
+#[test]
+fn rule_object_outside_namespace() {
+    let mut p = pool("p", &["10.0.0.0/24"]);
+    p.metadata.namespace = Some("default".into());
+    let errs = errors(&pools_only(vec![p]));
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "p",
+        "metadata.namespace",
+        "ironlb's namespace",
+    );
+}
+
+#[test]
+fn rule_peer_missing_bfd_profile() {
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            bfd_profile: Some("fast".into()),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.bfdProfile",
+        "does not exist",
+    );
+}
+
+#[test]
+fn rule_bfd_profile_out_of_range() {
+    let b = v1beta1::BfdProfile::new(
+        "b",
+        NS,
+        v1beta1::BfdProfileSpec {
+            receive_interval: Some(5),
+            detect_multiplier: Some(1),
+            ..Default::default()
+        },
+    );
+    let errs = errors(&Objects {
+        bfd_profiles: vec![b],
+        ..Default::default()
+    });
+    assert_error(
+        &errs,
+        ObjectKind::BfdProfile,
+        "b",
+        "spec.receiveInterval",
+        "10-60000",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BfdProfile,
+        "b",
+        "spec.detectMultiplier",
+        "2-255",
+    );
+}
+
+#[test]
+fn rule_delete_referenced_bfd_profile() {
+    let objects = Objects {
+        peers: vec![peer(
+            "p",
+            v1beta2::BgpPeerSpec {
+                bfd_profile: Some("fast".into()),
+                ..peer_spec()
+            },
+        )],
+        bfd_profiles: vec![v1beta1::BfdProfile::new("fast", NS, Default::default())],
+        ..Default::default()
+    };
+    assert!(errors(&objects).is_empty());
+    let errs = validate_delete(&objects, &ctx(), ObjectKind::BfdProfile, "fast");
+    assert_error(
+        &errs,
+        ObjectKind::BfdProfile,
+        "fast",
+        "metadata.name",
+        "still in use",
+    );
+    assert!(validate_delete(&objects, &ctx(), ObjectKind::BgpPeer, "p").is_empty());
+}
+
+#[test]
+fn rule_unsupported_features_are_rejected_not_ignored() {
+    let objects = Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        bgp_advertisements: vec![bgp_ad(
+            "ad",
+            v1beta1::BgpAdvertisementSpec {
+                communities: vec!["large:1:2:3".into()],
+                ..Default::default()
+            },
+        )],
+        peers: vec![peer(
+            "p",
+            v1beta2::BgpPeerSpec {
+                bfd_profile: Some("fast".into()),
+                enable_graceful_restart: Some(true),
+                vrf: Some("red".into()),
+                ..peer_spec()
+            },
+        )],
+        bfd_profiles: vec![v1beta1::BfdProfile::new("fast", NS, Default::default())],
+        ..Default::default()
+    };
+    let nothing = Context {
+        namespace: NS.into(),
+        features: Features::default(),
+    };
+    let errs = errors_with(&objects, &nothing);
+    for (kind, name, field) in [
+        (ObjectKind::BgpPeer, "p", "spec"),
+        (ObjectKind::BgpPeer, "p", "spec.bfdProfile"),
+        (ObjectKind::BgpPeer, "p", "spec.enableGracefulRestart"),
+        (ObjectKind::BgpPeer, "p", "spec.vrf"),
+        (ObjectKind::BgpAdvertisement, "ad", "spec"),
+        (ObjectKind::BgpAdvertisement, "ad", "spec.communities[0]"),
+    ] {
+        assert_error(
+            &errs,
+            kind,
+            name,
+            field,
+            "is not supported by this ironlb build yet",
+        );
+    }
+    assert!(errs.iter().all(|e| e.is_unsupported()), "{errs:#?}");
+    // The native-BGP feature set takes all of it but VRF.
+    let native = Context {
+        namespace: NS.into(),
+        features: Features::native_bgp(),
+    };
+    let errs = errors_with(&objects, &native);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_error(&errs, ObjectKind::BgpPeer, "p", "spec.vrf", "not supported");
+}
+
+#[test]
+fn rule_ipv6_bgp_needs_the_feature() {
+    let objects = Objects {
+        pools: vec![pool("v6", &["fc00::/120"])],
+        bgp_advertisements: vec![bgp_ad("ad", Default::default())],
+        peers: vec![peer(
+            "p",
+            v1beta2::BgpPeerSpec {
+                peer_address: Some("fc00::1:1".into()),
+                ..peer_spec()
+            },
+        )],
+        ..Default::default()
+    };
+    let f = Features {
+        bgp_ipv6: false,
+        ..Features::all()
+    };
+    let errs = errors_with(
+        &objects,
+        &Context {
+            namespace: NS.into(),
+            features: f,
+        },
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.peerAddress",
+        "not supported",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.ipAddressPools",
+        "not supported",
+    );
+}
+
+#[test]
+fn validate_object_reports_only_that_object() {
+    let existing = pools_only(vec![pool("a", &["10.0.0.0/24"]), pool("broken", &["x"])]);
+    let errs = validate_object(
+        &existing,
+        &ctx(),
+        &Object::Pool(pool("new", &["10.0.0.128/25"])),
+    );
+    assert_error(
+        &errs,
+        ObjectKind::IpAddressPool,
+        "new",
+        "spec.addresses[0]",
+        "overlaps",
+    );
+    assert!(errs.iter().all(|e| e.name == "new"), "{errs:#?}");
+    assert!(
+        validate_object(
+            &existing,
+            &ctx(),
+            &Object::Pool(pool("new", &["10.0.1.0/24"]))
+        )
+        .is_empty()
+    );
+    // Replacing an object of the same name validates the new version, not both.
+    let errs = validate_object(
+        &existing,
+        &ctx(),
+        &Object::Pool(pool("a", &["10.0.0.0/25"])),
+    );
+    assert!(errs.is_empty(), "{errs:#?}");
+}
