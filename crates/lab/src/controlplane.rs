@@ -1,0 +1,250 @@
+//! The lab's control plane: etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
+//! built from the Go modules in `tools/kube` and run as daemons of the lab.
+//!
+//! ```text
+//!   etcd 127.0.0.1:<port>  <--  kube-apiserver https://169.254.<100+slot>.1:6443  <-- kubectl, tests,
+//!                                   ^            ^                                      ironlb (nodes
+//!                    controller-manager      scheduler                                  via mgmt0)
+//! ```
+
+use crate::pki::{CLIENTS, Pki};
+use crate::proc::Daemon;
+use crate::progress::Progress;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The API server's port on the management address.
+pub const API_PORT: u16 = 6443;
+/// The Service ClusterIP range; it does not overlap the lab LAN (10.0.0.0/24).
+pub const SERVICE_CIDR: &str = "10.200.0.0/16";
+
+/// Where the Kubernetes and etcd binaries are: `$IRONLB_KUBE_BIN` if set, else built (or taken
+/// from the cache) by `tools/kube/build.sh`, which prints its progress.
+pub fn kube_bin_dir() -> Result<PathBuf> {
+    static DIR: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut cached = DIR.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(dir) = cached.as_ref() {
+        return Ok(dir.clone());
+    }
+    let dir = build_kube_bins()?;
+    *cached = Some(dir.clone());
+    Ok(dir)
+}
+
+fn build_kube_bins() -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var("IRONLB_KUBE_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/kube/build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout.lines().last().unwrap_or_default().trim().to_string();
+    if dir.is_empty() {
+        bail!("{} printed no binary directory", script.display());
+    }
+    Ok(PathBuf::from(dir))
+}
+
+/// The control plane of one lab.
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    /// The lab's directory (logs, pid files, data, pki).
+    pub dir: PathBuf,
+    /// The directory with kube-apiserver, etcd, …
+    pub bin: PathBuf,
+    /// The address the API server listens on and advertises (the host end of the mgmt link).
+    pub address: std::net::Ipv4Addr,
+    /// The lab's slot, which picks etcd's loopback ports.
+    pub slot: u8,
+}
+
+impl ControlPlane {
+    /// `https://<address>:6443`.
+    pub fn server_url(&self) -> String {
+        format!("https://{}:{}", self.address, API_PORT)
+    }
+
+    /// The admin kubeconfig's path.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    fn etcd_ports(&self) -> (u16, u16) {
+        let base = 32379 + 2 * u16::from(self.slot);
+        (base, base + 1)
+    }
+
+    /// The daemons, in start order.
+    pub fn daemons(&self) -> Vec<Daemon> {
+        [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ]
+        .iter()
+        .map(|n| Daemon::new(&self.dir, n))
+        .collect()
+    }
+
+    /// Starts whatever is not running and waits until the API server is ready and the
+    /// `default` namespace and ServiceAccount exist.
+    pub fn start(&self, progress: &mut Progress) -> Result<()> {
+        let pki = Pki::new(&self.dir);
+        pki.ensure(&[
+            std::net::IpAddr::V4(self.address),
+            "127.0.0.1".parse()?,
+            "10.200.0.1".parse()?,
+        ])?;
+        for client in CLIENTS {
+            let path = self.dir.join(match client.file {
+                "admin" => "kubeconfig".to_string(),
+                other => format!("{other}.kubeconfig"),
+            });
+            std::fs::write(&path, pki.kubeconfig(&client, &self.server_url())?)?;
+        }
+        progress.step("certificates and kubeconfigs ready");
+
+        let (client_port, peer_port) = self.etcd_ports();
+        let etcd = Daemon::new(&self.dir, "etcd");
+        if !etcd.is_running() {
+            let data = self.dir.join("etcd-data");
+            let mut cmd = Command::new(self.bin.join("etcd"));
+            cmd.args([
+                "--name=lab",
+                &format!("--data-dir={}", data.display()),
+                &format!("--listen-client-urls=http://127.0.0.1:{client_port}"),
+                &format!("--advertise-client-urls=http://127.0.0.1:{client_port}"),
+                &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+                &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+                &format!("--initial-cluster=lab=http://127.0.0.1:{peer_port}"),
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ]);
+            etcd.start(cmd)?;
+        }
+
+        let apiserver = Daemon::new(&self.dir, "kube-apiserver");
+        if !apiserver.is_running() {
+            let p = |f: &str| pki.path(f).display().to_string();
+            let mut cmd = Command::new(self.bin.join("kube-apiserver"));
+            cmd.args([
+                format!("--etcd-servers=http://127.0.0.1:{client_port}"),
+                format!("--bind-address={}", self.address),
+                format!("--advertise-address={}", self.address),
+                format!("--secure-port={API_PORT}"),
+                format!("--tls-cert-file={}", p("apiserver.crt")),
+                format!("--tls-private-key-file={}", p("apiserver.key")),
+                format!("--client-ca-file={}", p("ca.crt")),
+                format!("--service-account-key-file={}", p("sa.pub")),
+                format!("--service-account-signing-key-file={}", p("sa.key")),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                "--authorization-mode=RBAC".into(),
+                "--allow-privileged=true".into(),
+                "--profiling=false".into(),
+                format!("--cert-dir={}", self.dir.join("apiserver-certs").display()),
+                "--v=0".into(),
+            ]);
+            apiserver.start(cmd)?;
+        }
+        progress.step("etcd and kube-apiserver started");
+        self.wait_ready(&apiserver, &etcd, Duration::from_secs(90))?;
+        progress.step("kube-apiserver ready");
+
+        let kcm = Daemon::new(&self.dir, "kube-controller-manager");
+        if !kcm.is_running() {
+            let mut cmd = Command::new(self.bin.join("kube-controller-manager"));
+            cmd.args([
+                format!(
+                    "--kubeconfig={}",
+                    self.dir.join("controller-manager.kubeconfig").display()
+                ),
+                format!("--bind-address={}", self.address),
+                format!(
+                    "--service-account-private-key-file={}",
+                    pki.path("sa.key").display()
+                ),
+                format!("--root-ca-file={}", pki.path("ca.crt").display()),
+                "--use-service-account-credentials=true".into(),
+                "--leader-elect=false".into(),
+                // The lab is its own kubelet; NotReady pods are evicted after this long.
+                "--node-monitor-grace-period=40s".into(),
+                "--v=0".into(),
+            ]);
+            kcm.start(cmd)?;
+        }
+        let scheduler = Daemon::new(&self.dir, "kube-scheduler");
+        if !scheduler.is_running() {
+            let mut cmd = Command::new(self.bin.join("kube-scheduler"));
+            cmd.args([
+                format!(
+                    "--kubeconfig={}",
+                    self.dir.join("scheduler.kubeconfig").display()
+                ),
+                format!("--bind-address={}", self.address),
+                "--leader-elect=false".into(),
+                "--v=0".into(),
+            ]);
+            scheduler.start(cmd)?;
+        }
+        progress.step("controller-manager and scheduler started");
+        Ok(())
+    }
+
+    /// Polls `/readyz` with the admin credentials until it answers ok.
+    fn wait_ready(&self, apiserver: &Daemon, etcd: &Daemon, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            etcd.ensure_running()?;
+            apiserver.ensure_running()?;
+            if self.kubectl_ok(&["get", "--raw", "/readyz"]) {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "kube-apiserver not ready after {limit:?}; log tail:\n{}",
+                    crate::proc::log_tail(&apiserver.log_file, 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// `kubectl` against this control plane as admin.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.bin.join("kubectl"));
+        cmd.arg(format!(
+            "--kubeconfig={}",
+            self.admin_kubeconfig().display()
+        ));
+        cmd
+    }
+
+    fn kubectl_ok(&self, args: &[&str]) -> bool {
+        self.kubectl()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Stops every daemon (reverse order).
+    pub fn stop(&self) {
+        for d in self.daemons().iter().rev() {
+            d.stop(Duration::from_secs(3));
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! `ironlb-lab`: bring the lab up and down, run commands in it, and run the demo.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use ironlb_lab::{Lab, LabOptions, Progress, RouterKind};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "ironlb-lab",
+    about = "A real Kubernetes control plane and LAN in network namespaces"
+)]
+struct Args {
+    /// The lab's name (namespaces are ilb-<name>-*).
+    #[arg(long, global = true, default_value = "lab", env = "IRONLB_LAB")]
+    name: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build (or complete) the lab and leave it running; prints `export KUBECONFIG=…` last.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u8,
+        /// The routing daemon in the router namespace.
+        #[arg(long, value_enum, default_value_t = RouterKind::Frr)]
+        router: RouterKind,
+        /// Also run ironlb's controller and one speaker per node from this checkout's build.
+        #[arg(long)]
+        with_ironlb: bool,
+    },
+    /// Remove everything the lab made (namespaces, links, processes, files).
+    Down {
+        /// Every lab on this machine, and anything a crashed run left behind.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run a command inside a host's namespace: node1…, client, router, ext-client.
+    Exec {
+        /// The host.
+        host: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// kubectl against the lab, as admin.
+    Kubectl {
+        /// kubectl's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The lab's hosts, interfaces, MAC and IP addresses, router and API server.
+    Status {
+        /// Print JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The README's main job: the reference scenario, end to end.
+    Demo,
+    /// (internal) The kubelet imitation, run as a daemon by `up`.
+    #[command(hide = true)]
+    Agent,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ironlb-lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    match args.command {
+        Cmd::Up {
+            nodes,
+            router,
+            with_ironlb,
+        } => {
+            let lab = up(&args.name, nodes, router)?;
+            if with_ironlb {
+                run_ironlb(&lab)?;
+            }
+            println!("export KUBECONFIG={}", lab.kubeconfig().display());
+        }
+        Cmd::Down { all } => {
+            if all {
+                ironlb_lab::down_all();
+            } else if let Ok(lab) = Lab::open(&args.name) {
+                lab.down();
+            }
+            eprintln!("lab removed");
+        }
+        Cmd::Exec { host, command } => {
+            let lab = Lab::open(&args.name)?;
+            let h = lab
+                .topo
+                .host(&host)
+                .with_context(|| format!("no host {host:?}"))?;
+            let status = ironlb_lab::proc::in_netns(
+                &h.netns,
+                &command.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+            .status()?;
+            return Ok(exit_code(status.code()));
+        }
+        Cmd::Kubectl { args: kargs } => {
+            let lab = Lab::open(&args.name)?;
+            let status = lab.kubectl().args(kargs).status()?;
+            return Ok(exit_code(status.code()));
+        }
+        Cmd::Status { json } => {
+            let lab = Lab::open(&args.name)?;
+            let status = lab.status()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+        }
+        Cmd::Demo => demo(&args.name)?,
+        Cmd::Agent => {
+            let lab = Lab::open(&args.name)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let client = lab.client().await?;
+                ironlb_lab::agent::run(client, lab.topo.clone()).await
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exit_code(code: Option<i32>) -> ExitCode {
+    ExitCode::from(code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1))
+}
+
+fn up(name: &str, nodes: u8, router: RouterKind) -> Result<Lab> {
+    let start = Instant::now();
+    let lab = Lab::up(&LabOptions {
+        name: name.to_string(),
+        nodes,
+        router,
+        quiet: false,
+    })?;
+    lab.start_agent_daemon(&std::env::current_exe()?)?;
+    eprintln!(
+        "[lab {:6.1}s] lab {name} is up (agent running)",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(lab)
+}
+
+/// Runs ironlb's components from this checkout, once the binary exists.
+fn run_ironlb(lab: &Lab) -> Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if !workspace.join("crates/ironlb").exists() {
+        eprintln!(
+            "[lab] --with-ironlb: this checkout has no ironlb binary yet (crates/ironlb); nothing to run in lab {}",
+            lab.topo.lab
+        );
+        return Ok(());
+    }
+    bail!("--with-ironlb: running the ironlb binary is not wired up yet")
+}
+
+fn print_status(status: &serde_json::Value) {
+    println!(
+        "lab {}  api {}  kubeconfig {}",
+        status["name"], status["apiServer"], status["kubeconfig"]
+    );
+    println!(
+        "router: {} AS{} {} {}",
+        status["router"]["kind"],
+        status["router"]["asn"],
+        status["router"]["ipv4"],
+        status["router"]["ipv6"]
+    );
+    if let Some(hosts) = status["hosts"].as_object() {
+        for (name, h) in hosts {
+            println!(
+                "{name:<11} {:<15} {:<12} {}",
+                h["ipv4"].as_str().unwrap_or(""),
+                h["ipv6"].as_str().unwrap_or(""),
+                h["mac"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
+fn kubectl_show(lab: &Lab, args: &[&str]) -> Result<String> {
+    let out = lab.kubectl().args(args).output()?;
+    ironlb_lab::proc::check("kubectl", args, out)
+}
+
+fn demo(name: &str) -> Result<()> {
+    let mut progress = Progress::new("demo");
+    let lab = up(name, 3, RouterKind::Frr)?;
+    progress.step("lab up");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crds = manifests.join("../../deploy/crds");
+    if crds.is_dir() {
+        kubectl_show(
+            &lab,
+            &["apply", "--server-side", "-f", &crds.display().to_string()],
+        )?;
+        kubectl_show(
+            &lab,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ],
+        )?;
+        kubectl_show(
+            &lab,
+            &[
+                "apply",
+                "-f",
+                &manifests
+                    .join("demo/metallb-config.yaml")
+                    .display()
+                    .to_string(),
+            ],
+        )?;
+        progress.step("metallb.io CRDs, IPAddressPool linuxnet and L2Advertisement xixi applied");
+    } else {
+        progress.step(
+            "no deploy/crds in this checkout yet: skipping the IPAddressPool and L2Advertisement",
+        );
+    }
+    kubectl_show(
+        &lab,
+        &[
+            "apply",
+            "-f",
+            &manifests
+                .join("demo/reference-scenario.yaml")
+                .display()
+                .to_string(),
+        ],
+    )?;
+    progress.step(
+        "namespace haha, deployment deploy-xiuxian (5 replicas), service svc-xiuxian-lb applied",
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ready = kubectl_show(
+            &lab,
+            &[
+                "-n",
+                "haha",
+                "get",
+                "deploy",
+                "deploy-xiuxian",
+                "-o",
+                "jsonpath={.status.readyReplicas}",
+            ],
+        )?;
+        if ready.trim() == "5" {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("deployment not 5/5 ready after 120 s (ready: {ready:?})");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    progress.step("deployment 5/5 ready");
+    println!("{}", kubectl_show(&lab, &["get", "nodes", "-o", "wide"])?);
+    println!(
+        "{}",
+        kubectl_show(
+            &lab,
+            &["-n", "haha", "get", "deploy,rs,po,svc", "-o", "wide"]
+        )?
+    );
+    println!(
+        "{}",
+        kubectl_show(&lab, &["-n", "haha", "get", "endpointslices"])?
+    );
+    let external = kubectl_show(
+        &lab,
+        &[
+            "-n",
+            "haha",
+            "get",
+            "svc",
+            "svc-xiuxian-lb",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ],
+    )?;
+    if external.trim().is_empty() {
+        println!(
+            "EXTERNAL-IP is <pending>: this checkout has no ironlb controller yet, which is exactly what a bare-metal cluster without a load balancer shows."
+        );
+    }
+    for node in lab.topo.node_hosts() {
+        let body = lab.exec_ok(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "2",
+                &format!("http://{}:80/", node.ipv4),
+            ],
+        )?;
+        println!(
+            "client -> http://{}/ answered by {}",
+            node.ipv4,
+            body.trim()
+        );
+    }
+    progress.step("demo finished; the lab stays up: `ironlb-lab down` removes it");
+    println!("export KUBECONFIG={}", lab.kubeconfig().display());
+    Ok(())
+}
