@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::block::{AddressBlock, to_u128};
 use crate::error::{AllocationError, PoolError, SharingConflict};
@@ -117,19 +118,44 @@ pub struct PoolsUpdate {
     pub invalidated: Vec<Invalidated>,
 }
 
-/// What the allocator remembers about a Service holding addresses.
+/// What the allocator remembers about a Service holding addresses. Kept small: it exists once
+/// per Service, a million times in a big cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Holding {
-    assignment: Assignment,
+    /// Shared with the pool's own name.
+    pool: Arc<str>,
+    ips: Box<[IpAddr]>,
+    /// Only for Services with a sharing key: the ports and backend matter only then.
+    sharing: Option<Box<Sharing>>,
+}
+
+/// How a Service that allows sharing uses its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sharing {
+    key: String,
+    backend: String,
     ports: Vec<ServicePort>,
-    sharing_key: String,
-    backend_key: String,
+}
+
+impl Holding {
+    fn assignment(&self) -> Assignment {
+        Assignment {
+            pool: self.pool.to_string(),
+            ips: self.ips.to_vec(),
+        }
+    }
+
+    fn sharing_key(&self) -> Option<&str> {
+        self.sharing.as_ref().map(|s| s.key.as_str())
+    }
 }
 
 /// A pool and the state of its blocks.
 #[derive(Debug, Clone)]
 struct PoolState {
     pool: Pool,
+    /// `pool.name`, shared by every holding from this pool.
+    name: Arc<str>,
     /// One per `pool.ranges`, same order.
     blocks: Vec<AddressBlock>,
     /// Indices of blocks that are not full, per family (`[v4, v6]`).
@@ -207,9 +233,9 @@ pub struct Allocator {
     pools: Vec<PoolState>,
     /// Block start -> (pool index, block index).
     index: BTreeMap<(IpFamily, u128), (usize, usize)>,
-    services: BTreeMap<ServiceKey, Holding>,
+    services: BTreeMap<Arc<ServiceKey>, Holding>,
     /// Address -> Services holding it (sorted; more than one only when shared).
-    users: HashMap<IpAddr, Vec<ServiceKey>>,
+    users: HashMap<IpAddr, Vec<Arc<ServiceKey>>>,
     /// Sharing key -> addresses currently held under it.
     shared: HashMap<String, BTreeSet<IpAddr>>,
 }
@@ -235,14 +261,14 @@ impl Allocator {
         self.index = index;
         let mut update = PoolsUpdate::default();
         for (key, mut holding) in old {
-            match self.resolve_pool(&holding.assignment.ips) {
+            match self.resolve_pool(&holding.ips) {
                 Ok(pi) => {
-                    holding.assignment.pool = self.pools[pi].pool.name.clone();
+                    holding.pool = Arc::clone(&self.pools[pi].name);
                     self.insert_holding(key, holding, pi);
                 }
                 Err(reason) => update.invalidated.push(Invalidated {
-                    service: key,
-                    ips: holding.assignment.ips,
+                    service: ServiceKey::clone(&key),
+                    ips: holding.ips.to_vec(),
                     reason,
                 }),
             }
@@ -263,14 +289,14 @@ impl Allocator {
         for claim in claims {
             let key = claim.request.key.clone();
             if let Some(h) = self.services.get(&key) {
-                if same_set(&h.assignment.ips, &claim.ips) {
-                    report.restored.push((key, h.assignment.clone()));
+                if same_set(&h.ips, &claim.ips) {
+                    report.restored.push((key, h.assignment()));
                 } else {
                     report.rejected.push(Invalidated {
                         service: key,
                         ips: claim.ips,
                         reason: AllocationError::AlreadyHolds {
-                            held: h.assignment.ips.clone(),
+                            held: h.ips.to_vec(),
                         },
                     });
                 }
@@ -313,7 +339,7 @@ impl Allocator {
         };
 
         if let Some(h) = self.services.get(&req.key) {
-            let held = h.assignment.ips.clone();
+            let held = h.ips.to_vec();
             match self.check_held(req, plan, &wanted, &held) {
                 Ok(pi) => return Ok(self.refresh(req, plan, &wanted, pi, held)),
                 Err(_) => {
@@ -362,22 +388,22 @@ impl Allocator {
     /// Releases everything the Service holds; returns what it held.
     pub fn release(&mut self, key: &ServiceKey) -> Option<Assignment> {
         let holding = self.services.remove(key)?;
-        for ip in &holding.assignment.ips {
+        for ip in &holding.ips {
             let now_free = match self.users.get_mut(ip) {
                 Some(users) => {
-                    users.retain(|u| u != key);
+                    users.retain(|u| **u != *key);
                     users.is_empty()
                 }
                 None => false,
             };
             if now_free {
                 self.users.remove(ip);
-                if !holding.sharing_key.is_empty()
-                    && let Some(set) = self.shared.get_mut(&holding.sharing_key)
+                if let Some(k) = holding.sharing_key()
+                    && let Some(set) = self.shared.get_mut(k)
                 {
                     set.remove(ip);
                     if set.is_empty() {
-                        self.shared.remove(&holding.sharing_key);
+                        self.shared.remove(k);
                     }
                 }
                 if let Some((pi, bi)) = self.locate(*ip) {
@@ -388,22 +414,35 @@ impl Allocator {
                 }
             }
         }
-        Some(holding.assignment)
+        Some(holding.assignment())
     }
 
     /// What the Service holds, if anything.
-    pub fn assignment(&self, key: &ServiceKey) -> Option<&Assignment> {
-        self.services.get(key).map(|h| &h.assignment)
+    pub fn assignment(&self, key: &ServiceKey) -> Option<Assignment> {
+        self.services.get(key).map(Holding::assignment)
     }
 
     /// Every holding, sorted by Service.
-    pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, &Assignment)> {
-        self.services.iter().map(|(k, h)| (k, &h.assignment))
+    pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, Assignment)> {
+        self.services.iter().map(|(k, h)| (&**k, h.assignment()))
+    }
+
+    /// How many Services hold addresses.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Whether no Service holds addresses.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
     }
 
     /// The Services holding an address (sorted; empty if free).
-    pub fn holders(&self, ip: IpAddr) -> &[ServiceKey] {
-        self.users.get(&ip).map(Vec::as_slice).unwrap_or_default()
+    pub fn holders(&self, ip: IpAddr) -> Vec<&ServiceKey> {
+        self.users
+            .get(&ip)
+            .map(|users| users.iter().map(|k| &**k).collect())
+            .unwrap_or_default()
     }
 
     /// The pool whose blocks contain the address (whether or not it is assignable).
@@ -525,14 +564,14 @@ impl Allocator {
         let Some(users) = self.users.get(&ip) else {
             return Ok(());
         };
-        for holder in users.iter().filter(|u| **u != req.key) {
-            let Some(h) = self.services.get(holder) else {
+        for holder in users.iter().filter(|u| ***u != req.key) {
+            let Some(h) = self.services.get(&**holder) else {
                 continue;
             };
             if let Some(conflict) = sharing_conflict(h, req) {
                 return Err(AllocationError::AddressInUse {
                     ip,
-                    holder: holder.clone(),
+                    holder: ServiceKey::clone(holder),
                     conflict,
                 });
             }
@@ -697,31 +736,38 @@ impl Allocator {
 
     /// Records a checked holding.
     fn place(&mut self, req: &ServiceRequest, pi: usize, ips: Vec<IpAddr>) -> Assignment {
-        let assignment = Assignment {
-            pool: self.pools[pi].pool.name.clone(),
-            ips,
-        };
+        let sharing = (!req.sharing_key.is_empty()).then(|| {
+            Box::new(Sharing {
+                key: req.sharing_key.clone(),
+                backend: req.backend_key.clone(),
+                ports: req.ports.clone(),
+            })
+        });
         let holding = Holding {
-            assignment: assignment.clone(),
-            ports: req.ports.clone(),
-            sharing_key: req.sharing_key.clone(),
-            backend_key: req.backend_key.clone(),
+            pool: Arc::clone(&self.pools[pi].name),
+            ips: ips.into_boxed_slice(),
+            sharing,
         };
-        self.insert_holding(req.key.clone(), holding, pi);
+        let assignment = holding.assignment();
+        self.insert_holding(Arc::new(req.key.clone()), holding, pi);
         assignment
     }
 
-    fn insert_holding(&mut self, key: ServiceKey, holding: Holding, pi: usize) {
-        for &ip in &holding.assignment.ips {
+    fn insert_holding(&mut self, key: Arc<ServiceKey>, holding: Holding, pi: usize) {
+        for &ip in &holding.ips {
             let users = self.users.entry(ip).or_default();
             if let Err(pos) = users.binary_search(&key) {
-                users.insert(pos, key.clone());
+                users.insert(pos, Arc::clone(&key));
             }
-            if !holding.sharing_key.is_empty() {
-                self.shared
-                    .entry(holding.sharing_key.clone())
-                    .or_default()
-                    .insert(ip);
+            if let Some(k) = holding.sharing_key() {
+                match self.shared.get_mut(k) {
+                    Some(set) => {
+                        set.insert(ip);
+                    }
+                    None => {
+                        self.shared.insert(k.to_string(), BTreeSet::from([ip]));
+                    }
+                }
             }
             if let Some((pj, bi)) = self.locate(ip)
                 && pj == pi
@@ -738,27 +784,27 @@ impl Allocator {
 
 /// Why `req` may not share an address with the holder `h`, if it may not.
 fn sharing_conflict(h: &Holding, req: &ServiceRequest) -> Option<SharingConflict> {
-    if h.sharing_key.is_empty() {
+    let Some(held) = &h.sharing else {
         return Some(SharingConflict::HolderDoesNotShare);
-    }
+    };
     if req.sharing_key.is_empty() {
         return Some(SharingConflict::RequesterDoesNotShare);
     }
-    if h.sharing_key != req.sharing_key {
+    if held.key != req.sharing_key {
         return Some(SharingConflict::DifferentSharingKey {
-            holder: h.sharing_key.clone(),
+            holder: held.key.clone(),
             requester: req.sharing_key.clone(),
         });
     }
-    if h.backend_key != req.backend_key {
+    if held.backend != req.backend_key {
         return Some(SharingConflict::DifferentBackend {
-            holder: h.backend_key.clone(),
+            holder: held.backend.clone(),
             requester: req.backend_key.clone(),
         });
     }
     req.ports
         .iter()
-        .find(|p| h.ports.contains(p))
+        .find(|p| held.ports.contains(p))
         .map(|&port| SharingConflict::PortInUse { port })
 }
 
@@ -819,6 +865,7 @@ fn build_pools(mut pools: Vec<Pool>) -> Result<(Vec<PoolState>, PoolIndex), Pool
             .checked_add(totals[1])
             .ok_or_else(|| PoolError::TooLarge(pool.name.clone()))?;
         states.push(PoolState {
+            name: Arc::from(pool.name.as_str()),
             pool,
             blocks,
             open,

@@ -312,7 +312,7 @@ fn check_result(
 ) -> Result<(), TestCaseError> {
     match result {
         Ok(asg) => {
-            prop_assert_eq!(a.assignment(&req.key), Some(asg));
+            prop_assert_eq!(a.assignment(&req.key), Some(asg.clone()));
             prop_assert!(fits_policy(req, &asg.ips), "{asg:?} does not fit {req:?}");
             let pool = pools.iter().find(|p| p.name == asg.pool).unwrap();
             prop_assert!(pool_allows(pool, req));
@@ -355,7 +355,7 @@ fn check_result(
                         .into_iter()
                         .filter(|i| IpFamily::of(*i) == family)
                     {
-                        let usable = a.holders(ip).iter().all(|h| may_share(&requests[h], req));
+                        let usable = a.holders(ip).iter().all(|h| may_share(&requests[*h], req));
                         prop_assert!(!usable, "refused ({e}) but {ip} in {} was usable", p.name);
                     }
                 }
@@ -383,7 +383,7 @@ fn run(f: PoolFlags, ops: &[Op]) -> Result<Run, TestCaseError> {
         match op {
             Op::Assign(s, spec) => {
                 let req = build_request(*s, spec);
-                let before = a.assignment(&req.key).cloned();
+                let before = a.assignment(&req.key);
                 let result = a.assign(&req);
                 if result.is_ok() {
                     requests.insert(req.key.clone(), req.clone());
