@@ -225,15 +225,16 @@ impl PoolState {
 
 /// The allocator: pools, who holds which address, and the rules to hand out more.
 ///
-/// Deterministic: the same sequence of calls gives the same results (no randomness, no
-/// iteration over hash maps where order matters).
+/// Deterministic: the same sequence of calls gives the same results (no randomness; hash maps
+/// are only looked up, or sorted before their order can show).
 #[derive(Debug, Clone, Default)]
 pub struct Allocator {
     /// Sorted by name.
     pools: Vec<PoolState>,
     /// Block start -> (pool index, block index).
     index: BTreeMap<(IpFamily, u128), (usize, usize)>,
-    services: BTreeMap<Arc<ServiceKey>, Holding>,
+    /// Looked up only, never iterated where order matters (sorted first there).
+    services: HashMap<Arc<ServiceKey>, Holding>,
     /// Address -> Services holding it (sorted; more than one only when shared).
     users: HashMap<IpAddr, Vec<Arc<ServiceKey>>>,
     /// Sharing key -> addresses currently held under it.
@@ -254,7 +255,9 @@ impl Allocator {
     /// re-checks what depends on the Service (requested pool, `serviceAllocation`).
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<PoolsUpdate, PoolError> {
         let (states, index) = build_pools(pools)?;
-        let old = std::mem::take(&mut self.services);
+        let mut old: Vec<(Arc<ServiceKey>, Holding)> =
+            std::mem::take(&mut self.services).into_iter().collect();
+        old.sort_by(|a, b| a.0.cmp(&b.0));
         self.users.clear();
         self.shared.clear();
         self.pools = states;
@@ -423,8 +426,14 @@ impl Allocator {
     }
 
     /// Every holding, sorted by Service.
-    pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, Assignment)> {
-        self.services.iter().map(|(k, h)| (&**k, h.assignment()))
+    pub fn assignments(&self) -> Vec<(&ServiceKey, Assignment)> {
+        let mut all: Vec<_> = self
+            .services
+            .iter()
+            .map(|(k, h)| (&**k, h.assignment()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
     }
 
     /// How many Services hold addresses.

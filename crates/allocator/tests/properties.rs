@@ -254,7 +254,7 @@ fn check_invariants(
 ) -> Result<(), TestCaseError> {
     // No address held by two Services that may not share it.
     let mut by_ip: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
-    for (k, asg) in a.assignments() {
+    for (k, asg) in &a.assignments() {
         for ip in &asg.ips {
             by_ip.entry(*ip).or_default().push(k);
         }
@@ -423,8 +423,8 @@ proptest! {
         let (a1, _, _, t1) = run(f, &ops)?;
         let (a2, _, _, t2) = run(f, &ops)?;
         prop_assert_eq!(t1, t2);
-        let h1: Vec<_> = a1.assignments().collect();
-        let h2: Vec<_> = a2.assignments().collect();
+        let h1: Vec<_> = a1.assignments();
+        let h2: Vec<_> = a2.assignments();
         prop_assert_eq!(h1, h2);
     }
 
@@ -439,12 +439,12 @@ proptest! {
     ) {
         let (mut a, pools, requests, _) = run(f, &ops)?;
         // The controller's reconcile pass after the last config change.
-        let held: Vec<ServiceKey> = a.assignments().map(|(k, _)| k.clone()).collect();
+        let held: Vec<ServiceKey> = a.assignments().into_iter().map(|(k, _)| k.clone()).collect();
         for k in &held {
             let _ = a.assign(&requests[k]);
         }
         let before: Vec<(ServiceKey, Assignment)> =
-            a.assignments().map(|(k, v)| (k.clone(), v.clone())).collect();
+            a.assignments().into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut claims: Vec<Claim> = before
             .iter()
             .map(|(k, asg)| Claim {
@@ -461,7 +461,7 @@ proptest! {
         let report = fresh.restore(claims);
         prop_assert!(report.rejected.is_empty(), "{:?}", report.rejected);
         let after: Vec<(ServiceKey, Assignment)> =
-            fresh.assignments().map(|(k, v)| (k.clone(), v.clone())).collect();
+            fresh.assignments().into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         prop_assert_eq!(before, after);
         for p in &pools {
             prop_assert_eq!(a.counts(&p.name), fresh.counts(&p.name));
@@ -498,8 +498,8 @@ proptest! {
         let mut b = mk_allocator(pools.clone());
         let r2 = b.restore(claims);
         prop_assert_eq!(&r1, &r2);
-        let held: Vec<_> = a.assignments().collect();
-        let held_b: Vec<_> = b.assignments().collect();
+        let held: Vec<_> = a.assignments();
+        let held_b: Vec<_> = b.assignments();
         prop_assert_eq!(held, held_b);
         check_invariants(&a, &pools, &requests)?;
         for rej in &r1.rejected {
