@@ -52,6 +52,9 @@ pub struct LabOptions {
     pub router: RouterKind,
     /// Print no progress lines.
     pub quiet: bool,
+    /// The lab belongs to this process (tests): once the process is gone, `down --stale`
+    /// removes it.
+    pub owned_by_process: bool,
 }
 
 impl Default for LabOptions {
@@ -61,6 +64,7 @@ impl Default for LabOptions {
             nodes: 3,
             router: RouterKind::Frr,
             quiet: false,
+            owned_by_process: false,
         }
     }
 }
@@ -73,6 +77,7 @@ impl LabOptions {
         LabOptions {
             name: format!("t{}x{n}", std::process::id() % 100_000),
             quiet: true,
+            owned_by_process: true,
             ..LabOptions::default()
         }
     }
@@ -86,6 +91,9 @@ struct Saved {
     nodes: u8,
     router: String,
     bin: PathBuf,
+    /// The process that owns a test lab; such a lab is stale once that process is gone.
+    #[serde(default)]
+    owner: Option<u32>,
 }
 
 /// A running lab.
@@ -180,6 +188,9 @@ impl Lab {
                 nodes: opts.nodes,
                 router: opts.router.to_string(),
                 bin: bin.clone(),
+                owner: saved
+                    .as_ref()
+                    .map_or(opts.owned_by_process.then(std::process::id), |s| s.owner),
             })?,
         )?;
         progress.step("kubernetes binaries ready");
@@ -249,6 +260,7 @@ impl Lab {
     /// For tests: brings up a lab with a unique name, runs the agent in this process, and tears
     /// everything down when the returned value is dropped.
     pub async fn start(opts: LabOptions) -> Result<Lab> {
+        tokio::task::spawn_blocking(down_stale).await?;
         let mut lab = tokio::task::spawn_blocking(move || Lab::up(&opts)).await??;
         lab.teardown_on_drop = true;
         lab.agent = Some(AgentThread::spawn(
@@ -442,6 +454,26 @@ impl Drop for Lab {
     fn drop(&mut self) {
         if self.teardown_on_drop {
             self.teardown();
+        }
+    }
+}
+
+/// Removes the test labs under [`lab_root`] whose owning process is gone (a test run that was
+/// killed). Labs of live processes and labs started with `ironlb-lab up` are left alone.
+pub fn down_stale() {
+    let Ok(entries) = std::fs::read_dir(lab_root()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let saved: Option<Saved> = std::fs::read(entry.path().join("lab.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(saved) = saved else { continue };
+        let stale = saved
+            .owner
+            .is_some_and(|pid| !i32::try_from(pid).is_ok_and(proc::pid_alive));
+        if let (true, Ok(lab)) = (stale, Lab::open(&saved.name)) {
+            lab.down();
         }
     }
 }

@@ -39,6 +39,9 @@ enum Cmd {
         /// Every lab on this machine, and anything a crashed run left behind.
         #[arg(long)]
         all: bool,
+        /// Only the test labs whose test process is gone.
+        #[arg(long, conflicts_with = "all")]
+        stale: bool,
     },
     /// Run a command inside a host's namespace: node1…, client, router, ext-client.
     Exec {
@@ -98,9 +101,11 @@ fn run(args: Args) -> Result<ExitCode> {
             }
             println!("export KUBECONFIG={}", lab.kubeconfig().display());
         }
-        Cmd::Down { all } => {
+        Cmd::Down { all, stale } => {
             if all {
                 ironlb_lab::down_all();
+            } else if stale {
+                ironlb_lab::down_stale();
             } else if let Ok(lab) = Lab::open(&args.name) {
                 lab.down();
             }
@@ -156,7 +161,7 @@ fn up(name: &str, nodes: u8, router: RouterKind) -> Result<Lab> {
         name: name.to_string(),
         nodes,
         router,
-        quiet: false,
+        ..LabOptions::default()
     })?;
     lab.start_agent_daemon(&std::env::current_exe()?)?;
     eprintln!(
