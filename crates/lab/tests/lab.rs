@@ -396,3 +396,81 @@ async fn dropping_a_lab_after_a_panic_tears_it_down() {
     };
     assert_eq!(topo.leftovers(), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_balancer_addresses_sit_on_every_node_but_the_kernel_never_answers_arp_for_them() {
+    let lab = lab().await;
+    let client = lab.client().await.expect("admin client");
+    let services: Api<Service> = Api::namespaced(client, "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "lb"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": "lb"}},
+    }))
+    .expect("service json");
+    services
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("create");
+    // Play the load balancer controller: write an address into the Service's status.
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.150"}, {"ip": "fd10::150"}]}}});
+    services
+        .patch_status("lb", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status");
+    let on_node = |lab: &Lab, node: &str, addr: &str| {
+        lab.exec_ok(node, &["ip", "-o", "addr", "show", "dev", "kube-ipvs0"])
+            .map(|out| out.contains(&format!(" {addr}/")))
+            .unwrap_or(false)
+    };
+    eventually(
+        "the address on every node's kube-ipvs0",
+        Duration::from_secs(15),
+        || {
+            let all = lab
+                .topo
+                .node_names()
+                .iter()
+                .all(|n| on_node(&lab, n, "10.0.0.150") && on_node(&lab, n, "fd10::150"));
+            async move { Ok(all) }
+        },
+    )
+    .await;
+    // Each node serves the address locally (IPVS would), yet with strict ARP no kernel answers
+    // ARP for it: only a load balancer speaker may.
+    let local = lab
+        .exec_ok(
+            "node2",
+            &["curl", "-s", "--max-time", "2", "http://10.0.0.150/"],
+        )
+        .expect("node serves the LB address locally");
+    assert_eq!(local.trim(), "node2");
+    let arping = lab
+        .exec(
+            "client",
+            &["arping", "-c", "2", "-w", "2", "-i", "eth0", "10.0.0.150"],
+        )
+        .expect("arping runs");
+    let out = String::from_utf8_lossy(&arping.stdout);
+    assert!(
+        !out.contains("bytes from"),
+        "nobody may answer ARP for 10.0.0.150 yet: {out}"
+    );
+    services
+        .delete("lb", &Default::default())
+        .await
+        .expect("delete");
+    eventually(
+        "the address removed from every node",
+        Duration::from_secs(15),
+        || {
+            let none = lab
+                .topo
+                .node_names()
+                .iter()
+                .all(|n| !on_node(&lab, n, "10.0.0.150"));
+            async move { Ok(none) }
+        },
+    )
+    .await;
+    lab.down();
+}
