@@ -341,16 +341,21 @@ fn check_result(
         Err(e) => {
             prop_assert!(a.assignment(&req.key).is_none());
             prop_assert!(!e.to_string().is_empty());
-            let plain = req.requested_ips.is_empty()
+            // A single-stack request without specific addresses is refused only if no pool it
+            // may use (the requested one, or the automatic ones) has a usable address.
+            let searched = req.requested_ips.is_empty()
                 && req.load_balancer_ip.is_none()
-                && req.requested_pool.is_none()
                 && req.ip_family_policy == IpFamilyPolicy::SingleStack;
-            if plain {
+            if searched {
                 let family = req.ip_families[0];
-                for p in pools
-                    .iter()
-                    .filter(|p| p.auto_assign && pool_allows(p, req))
-                {
+                let eligible = |p: &&Pool| {
+                    pool_allows(p, req)
+                        && match &req.requested_pool {
+                            Some(name) => &p.name == name,
+                            None => p.auto_assign,
+                        }
+                };
+                for p in pools.iter().filter(eligible) {
                     for ip in pool_addresses(p)
                         .into_iter()
                         .filter(|i| IpFamily::of(*i) == family)

@@ -804,3 +804,60 @@ fn rule_errors_read_well_in_events() {
         "no available IPv4 address in any pool this service may use (tried [\"p\"])"
     );
 }
+
+#[test]
+fn rule_avoid_buggy_ips_turned_on_invalidates_dot_zero_holdings() {
+    let mut a = mk_allocator(vec![mk_pool("p", &["10.0.0.0/24"])]);
+    assert_eq!(a.assign(&mk_svc("d", "s")).unwrap().ips, ips(&["10.0.0.0"]));
+    let mut p = mk_pool("p", &["10.0.0.0/24"]);
+    p.avoid_buggy_ips = true;
+    let update = a.set_pools(vec![p]).unwrap();
+    assert!(matches!(
+        update.invalidated[0].reason,
+        AllocationError::BuggyAddress { .. }
+    ));
+    assert_eq!(a.assign(&mk_svc("d", "s")).unwrap().ips, ips(&["10.0.0.1"]));
+}
+
+#[test]
+fn rule_restore_duplicate_claim_is_idempotent_and_conflicting_one_rejected() {
+    let mut a = mk_allocator(vec![mk_pool("p", &["10.0.0.0/24"])]);
+    let claim = |addr: &str, created| Claim {
+        request: mk_svc("d", "s"),
+        ips: ips(&[addr]),
+        created,
+    };
+    let report = a.restore(vec![
+        claim("10.0.0.5", 1),
+        claim("10.0.0.5", 1),
+        claim("10.0.0.6", 2),
+    ]);
+    assert_eq!(report.restored.len(), 2);
+    assert!(matches!(
+        report.rejected[0].reason,
+        AllocationError::AlreadyHolds { .. }
+    ));
+    assert_eq!(a.counts("p").unwrap().in_use_v4, 1);
+}
+
+#[test]
+fn rule_prefer_dual_stack_primary_family_added_later_comes_first() {
+    let mut a = mk_allocator(vec![mk_pool("p", &["10.0.0.0/32", "2001:db8::/128"])]);
+    let mut blocker = mk_svc("d", "blocker");
+    blocker.requested_ips = ips(&["10.0.0.0"]);
+    a.assign(&blocker).unwrap();
+    let s = dual(mk_svc("d", "s"), PreferDualStack, &[V4, V6]);
+    assert_eq!(a.assign(&s).unwrap().ips, ips(&["2001:db8::"]));
+    a.release(&blocker.key);
+    assert_eq!(a.assign(&s).unwrap().ips, ips(&["10.0.0.0", "2001:db8::"]));
+}
+
+#[test]
+fn rule_single_stack_service_holding_two_families_is_reallocated() {
+    let mut a = mk_allocator(vec![mk_pool("p", &["10.0.0.0/24", "2001:db8::/120"])]);
+    let s = dual(mk_svc("d", "s"), RequireDualStack, &[V4, V6]);
+    assert_eq!(a.assign(&s).unwrap().ips.len(), 2);
+    let single = dual(s, SingleStack, &[V4]);
+    assert_eq!(a.assign(&single).unwrap().ips, ips(&["10.0.0.0"]));
+    assert_eq!(a.counts("p").unwrap().in_use_v6, 0);
+}
