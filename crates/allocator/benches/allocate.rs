@@ -361,6 +361,12 @@ fn fragmented(c: &mut Criterion) -> (f64, f64, f64, f64) {
 }
 
 fn main() {
+    // `cargo test --benches` runs this without `--bench`: skip the 1M fills (minutes in a debug
+    // build); the figures come from `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("allocate: run with `cargo bench` to measure; nothing to test here");
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
