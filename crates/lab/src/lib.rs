@@ -12,6 +12,7 @@
 //! panics; `ironlb-lab down --all` cleans up after a process that was killed.
 
 pub mod agent;
+pub mod components;
 pub mod controlplane;
 pub mod network;
 pub mod pki;

@@ -171,17 +171,26 @@ fn up(name: &str, nodes: u8, router: RouterKind) -> Result<Lab> {
     Ok(lab)
 }
 
-/// Runs ironlb's components from this checkout, once the binary exists.
+/// Runs ironlb's components from this checkout: the controller as its ServiceAccount (the
+/// speaker joins when it exists). The binary is the `ironlb` next to this executable.
 fn run_ironlb(lab: &Lab) -> Result<()> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if !workspace.join("crates/ironlb").exists() {
-        eprintln!(
-            "[lab] --with-ironlb: this checkout has no ironlb binary yet (crates/ironlb); nothing to run in lab {}",
-            lab.topo.lab
-        );
-        return Ok(());
-    }
-    bail!("--with-ironlb: running the ironlb binary is not wired up yet")
+    use ironlb_lab::components;
+    let binary = components::ironlb_next_to_current_exe()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let controller = runtime.block_on(components::start_controller(
+        lab,
+        components::ControllerOptions::new(&binary),
+    ))?;
+    eprintln!(
+        "[lab] ironlb controller running as metallb-system/controller (pid {}, log {}, metrics http://127.0.0.1:{}/metrics, webhook https://127.0.0.1:{})",
+        controller.daemon.pid().unwrap_or_default(),
+        controller.daemon.log_file.display(),
+        controller.metrics_port,
+        controller.webhook_port,
+    );
+    Ok(())
 }
 
 fn print_status(status: &serde_json::Value) {
@@ -215,42 +224,42 @@ fn kubectl_show(lab: &Lab, args: &[&str]) -> Result<String> {
 
 fn demo(name: &str) -> Result<()> {
     let mut progress = Progress::new("demo");
+    // Fail before building anything when the ironlb binary is missing.
+    ironlb_lab::components::ironlb_next_to_current_exe()?;
     let lab = up(name, 3, RouterKind::Frr)?;
     progress.step("lab up");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR"));
     let crds = manifests.join("../../deploy/crds");
-    if crds.is_dir() {
-        kubectl_show(
-            &lab,
-            &["apply", "--server-side", "-f", &crds.display().to_string()],
-        )?;
-        kubectl_show(
-            &lab,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd",
-                "--all",
-                "--timeout=60s",
-            ],
-        )?;
-        kubectl_show(
-            &lab,
-            &[
-                "apply",
-                "-f",
-                &manifests
-                    .join("demo/metallb-config.yaml")
-                    .display()
-                    .to_string(),
-            ],
-        )?;
-        progress.step("metallb.io CRDs, IPAddressPool linuxnet and L2Advertisement xixi applied");
-    } else {
-        progress.step(
-            "no deploy/crds in this checkout yet: skipping the IPAddressPool and L2Advertisement",
-        );
-    }
+    kubectl_show(
+        &lab,
+        &["apply", "--server-side", "-f", &crds.display().to_string()],
+    )?;
+    kubectl_show(
+        &lab,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    )?;
+    progress.step("metallb.io CRDs applied");
+    // The controller (and its webhook) first: the webhook checks the configuration below.
+    run_ironlb(&lab)?;
+    progress.step("ironlb controller running as ServiceAccount metallb-system/controller");
+    kubectl_show(
+        &lab,
+        &[
+            "apply",
+            "-f",
+            &manifests
+                .join("demo/metallb-config.yaml")
+                .display()
+                .to_string(),
+        ],
+    )?;
+    progress.step("IPAddressPool linuxnet and L2Advertisement xixi applied");
     kubectl_show(
         &lab,
         &[
@@ -288,6 +297,32 @@ fn demo(name: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     }
     progress.step("deployment 5/5 ready");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let external = loop {
+        let external = kubectl_show(
+            &lab,
+            &[
+                "-n",
+                "haha",
+                "get",
+                "svc",
+                "svc-xiuxian-lb",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[*].ip}",
+            ],
+        )?;
+        if !external.trim().is_empty() {
+            break external.trim().to_string();
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "svc-xiuxian-lb has no EXTERNAL-IP after 30 s; see {}",
+                lab.dir.join("ironlb-controller.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    progress.step(&format!("svc-xiuxian-lb got EXTERNAL-IP {external}"));
     println!("{}", kubectl_show(&lab, &["get", "nodes", "-o", "wide"])?);
     println!(
         "{}",
@@ -300,23 +335,20 @@ fn demo(name: &str) -> Result<()> {
         "{}",
         kubectl_show(&lab, &["-n", "haha", "get", "endpointslices"])?
     );
-    let external = kubectl_show(
-        &lab,
-        &[
-            "-n",
-            "haha",
-            "get",
-            "svc",
-            "svc-xiuxian-lb",
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[*].ip}",
-        ],
-    )?;
-    if external.trim().is_empty() {
-        println!(
-            "EXTERNAL-IP is <pending>: this checkout has no ironlb controller yet, which is exactly what a bare-metal cluster without a load balancer shows."
-        );
-    }
+    println!(
+        "{}",
+        kubectl_show(
+            &lab,
+            &["-n", "metallb-system", "get", "ipaddresspool,l2advertisement,configurationstate"]
+        )?
+    );
+    println!(
+        "{}",
+        kubectl_show(
+            &lab,
+            &["-n", "haha", "get", "events", "--field-selector", "involvedObject.kind=Service"]
+        )?
+    );
     for node in lab.topo.node_hosts() {
         let body = lab.exec_ok(
             "client",

@@ -1,0 +1,516 @@
+//! `ironlb controller`: gives LoadBalancer Services their addresses (MetalLB's controller).
+//!
+//! ```text
+//!   watch Services ---------------------------.
+//!   ConfigStores (metallb.io kinds, Secrets,   |      main loop (one task)           Writer (N in flight)
+//!     Namespaces) --Change-------------------->+--> State (pure decisions) --Write--> PATCH services/status
+//!   Writer feedback (409 / failures) --------->'                          --Event--> EventSink
+//!   tick (100 ms): config rebuild, start-up, pool status + metrics
+//!
+//!   HTTP :port /metrics /healthz /readyz      HTTPS webhook (validating, BGPPeer conversion)
+//! ```
+
+pub mod state;
+pub mod webhook;
+pub mod writer;
+
+use anyhow::{Context as _, Result};
+use futures::StreamExt;
+use ironlb_allocator::ServiceKey;
+use ironlb_api::v1beta1::ConfigurationResult;
+use ironlb_config::{Context, Features};
+use ironlb_k8s::events::{EventSink, Pending};
+use ironlb_k8s::metrics::{K8sClientMetrics, MetricsRegistry, PoolMetrics};
+use ironlb_k8s::stores::STORE_COUNT;
+use ironlb_k8s::{Change, ConfigStores, ServiceInfo};
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use state::{Action, EventType, State};
+use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use writer::{Feedback, Writer};
+
+/// When the webhook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WebhookMode {
+    /// Controller and webhook.
+    Enabled,
+    /// Controller only.
+    Disabled,
+    /// Webhook only.
+    Onlywebhook,
+}
+
+/// `ironlb controller` flags (MetalLB's names, environment variables as MetalLB's manifests set).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The namespace ironlb runs in and reads its configuration from.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = ironlb_api::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Handle only Services with this spec.loadBalancerClass (default: only Services without one).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Address to serve metrics on.
+    #[arg(long, env = "METALLB_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to serve /metrics (and /healthz, /readyz) on.
+    #[arg(long, env = "METALLB_ML_PORT", default_value_t = 7472)]
+    pub port: u16,
+    /// Port to serve the health probes /healthz and /readyz on.
+    #[arg(long, default_value_t = 17472)]
+    pub health_probe_port: u16,
+    /// Log level: all, debug, info, warn, error, none.
+    #[arg(long, env = "METALLB_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Run the controller, the webhook, or both.
+    #[arg(long, value_enum, default_value_t = WebhookMode::Enabled)]
+    pub webhook_mode: WebhookMode,
+    /// Where the webhook's certificate and key are written (tls.crt, tls.key).
+    #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs")]
+    pub cert_dir: PathBuf,
+    /// The Service name the webhook certificate is issued for.
+    #[arg(long, default_value = "metallb-webhook-service")]
+    pub cert_service_name: String,
+    /// The Secret that keeps the webhook certificate.
+    #[arg(long, default_value = "metallb-webhook-cert")]
+    pub webhook_secret: String,
+    /// The ValidatingWebhookConfiguration whose caBundle the controller keeps current.
+    #[arg(long, default_value = "metallb-webhook-configuration")]
+    pub webhook_configuration: String,
+    /// Where the webhook listens (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    pub webhook_listen: SocketAddr,
+    /// Do not manage the certificate (use tls.crt / tls.key in --cert-dir as they are).
+    #[arg(long)]
+    pub disable_cert_rotation: bool,
+    /// Status writes in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub write_concurrency: usize,
+    /// The kubeconfig to use (default: in-cluster or $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (MetalLB's format).
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Sets up logging from `--log-level` / `--log-format`.
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = match level {
+        "all" | "debug" => "debug",
+        "warn" => "warn",
+        "error" => "error",
+        "none" => "off",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},kube=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Creates the client: `--kubeconfig` if given, else the usual inference.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// What this build supports: native BGP's planned set (BGP objects are still refused with
+/// "not supported yet" messages by the pieces not built; see `ironlb_config::Features`).
+pub fn features() -> Features {
+    Features::default()
+}
+
+/// Shared readiness and metrics.
+#[derive(Clone)]
+pub struct Shared {
+    /// Ready: initial sync done and (if enabled) the webhook serving.
+    pub ready: Arc<AtomicBool>,
+    /// The metrics registry.
+    pub registry: Arc<MetricsRegistry>,
+}
+
+/// Runs the controller until SIGTERM / Ctrl-C.
+pub async fn run(args: Args) -> Result<()> {
+    init_logging(&args.log_level, args.log_format);
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let mut registry = MetricsRegistry::default();
+    let k8s_metrics = K8sClientMetrics::register(&mut registry);
+    let pool_metrics = PoolMetrics::register(&mut registry);
+    let shared = Shared {
+        ready: Arc::new(AtomicBool::new(false)),
+        registry: Arc::new(registry),
+    };
+    let http = serve_http(&args, shared.clone()).await?;
+    let ctx = Context {
+        namespace: args.namespace.clone(),
+        features: features(),
+    };
+    let (tx, rx) = mpsc::channel(4096);
+    let stores = ConfigStores::spawn(&client, &args.namespace, tx);
+
+    let webhook_ready = Arc::new(AtomicBool::new(args.webhook_mode == WebhookMode::Disabled));
+    if args.webhook_mode != WebhookMode::Disabled {
+        let wh = webhook::Webhook {
+            client: client.clone(),
+            stores: stores.clone(),
+            ctx: ctx.clone(),
+            args: args.clone(),
+            ready: webhook_ready.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = wh.run().await {
+                tracing::error!(error = format!("{e:#}"), "webhook stopped");
+                std::process::exit(1);
+            }
+        });
+    }
+
+    let main = async {
+        if args.webhook_mode == WebhookMode::Onlywebhook {
+            loop {
+                shared
+                    .ready
+                    .store(webhook_ready.load(Ordering::Relaxed), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let ctl = Controller {
+            client: client.clone(),
+            args: args.clone(),
+            ctx,
+            stores,
+            k8s_metrics: k8s_metrics.clone(),
+            pool_metrics,
+            ready: shared.ready.clone(),
+            webhook_ready,
+        };
+        ctl.run(rx).await
+    };
+    tokio::select! {
+        r = main => r?,
+        r = http => r?,
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Binds the metrics and health listeners; the returned future serves them.
+async fn serve_http(
+    args: &Args,
+    shared: Shared,
+) -> Result<impl std::future::Future<Output = Result<()>>> {
+    use axum::routing::get;
+    let health = {
+        let ready = shared.ready.clone();
+        axum::Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let ready = ready.load(Ordering::Relaxed);
+                    async move {
+                        if ready {
+                            (axum::http::StatusCode::OK, "ready")
+                        } else {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                        }
+                    }
+                }),
+            )
+    };
+    let registry = shared.registry.clone();
+    let metrics = health.clone().route(
+        "/metrics",
+        get(move || {
+            let text = ironlb_k8s::metrics::encode(&registry);
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    let metrics_l = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("binding metrics port {}:{}", args.host, args.port))?;
+    let health_l = tokio::net::TcpListener::bind((args.host.as_str(), args.health_probe_port))
+        .await
+        .with_context(|| format!("binding health port {}", args.health_probe_port))?;
+    tracing::info!(
+        metrics = %metrics_l.local_addr()?,
+        health = %health_l.local_addr()?,
+        "serving metrics and health probes"
+    );
+    Ok(async move {
+        tokio::try_join!(
+            axum::serve(metrics_l, metrics),
+            axum::serve(health_l, health)
+        )?;
+        Ok(())
+    })
+}
+
+struct Controller {
+    client: Client,
+    args: Args,
+    ctx: Context,
+    stores: ConfigStores,
+    k8s_metrics: K8sClientMetrics,
+    pool_metrics: PoolMetrics,
+    ready: Arc<AtomicBool>,
+    webhook_ready: Arc<AtomicBool>,
+}
+
+/// The last ConfigurationState written: (valid, summary).
+type Verdict = (bool, String);
+
+impl Controller {
+    async fn run(self, mut changes: mpsc::Receiver<Change>) -> Result<()> {
+        let (fb_tx, mut feedback) = mpsc::unbounded_channel();
+        let writer = Writer::new(
+            self.client.clone(),
+            self.args.write_concurrency,
+            fb_tx,
+            self.k8s_metrics.clone(),
+        );
+        let events = EventSink::spawn(
+            self.client.clone(),
+            ironlb_k8s::events::CONTROLLER_REPORTER,
+            20_000,
+            4,
+        );
+        let services = watcher(
+            Api::<Service>::all(self.client.clone()),
+            watcher::Config::default().page_size(500),
+        )
+        .default_backoff();
+        let mut services = std::pin::pin!(services);
+        let mut state = State::new(self.args.lb_class.clone());
+        let mut synced: HashSet<&'static str> = HashSet::new();
+        let mut services_synced = false;
+        let mut relist: Option<HashSet<ServiceKey>> = None;
+        let mut config_dirty = true;
+        let mut last_verdict: Option<Verdict> = None;
+        let mut known_pools: BTreeSet<String> = BTreeSet::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stores = self.stores.clone();
+        let ns_labels = move |ns: &str| stores.namespace_labels(ns);
+
+        loop {
+            let acts = tokio::select! {
+                ev = services.next() => match ev {
+                    Some(Ok(watcher::Event::Init)) => { relist = Some(HashSet::new()); Vec::new() }
+                    Some(Ok(watcher::Event::InitApply(svc))) => {
+                        let info = ServiceInfo::from_service(&svc);
+                        if let Some(seen) = relist.as_mut() { seen.insert(info.key.clone()); }
+                        state.upsert(info, &ns_labels)
+                    }
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        services_synced = true;
+                        let mut acts = Vec::new();
+                        if let Some(seen) = relist.take() {
+                            // Deleted while the watch was down.
+                            for key in state.keys() {
+                                if !seen.contains(&key) { acts.extend(state.remove(&key)); }
+                            }
+                        }
+                        acts
+                    }
+                    Some(Ok(watcher::Event::Apply(svc))) => state.upsert(ServiceInfo::from_service(&svc), &ns_labels),
+                    Some(Ok(watcher::Event::Delete(svc))) => state.remove(&ServiceInfo::from_service(&svc).key),
+                    Some(Err(e)) => { tracing::warn!(error = %e, "service watch failed; retrying"); Vec::new() }
+                    None => anyhow::bail!("service watch ended"),
+                },
+                ch = changes.recv() => match ch {
+                    Some(Change::Synced(kind)) => { synced.insert(kind); Vec::new() }
+                    Some(Change::Config) => { config_dirty = true; Vec::new() }
+                    Some(Change::Namespace(ns)) => {
+                        let mut acts = Vec::new();
+                        for key in state.keys_in(&ns) { acts.extend(state.reconcile(&key, &ns_labels)); }
+                        acts
+                    }
+                    Some(Change::AllNamespaces) => state.reprocess_all(&ns_labels),
+                    None => anyhow::bail!("configuration watches ended"),
+                },
+                fb = feedback.recv() => match fb {
+                    Some(Feedback::Failed(key)) => {
+                        state.write_failed(&key);
+                        state.reconcile(&key, &ns_labels)
+                    }
+                    Some(Feedback::Fresh(key, svc)) => {
+                        state.write_failed(&key);
+                        match svc {
+                            Some(svc) => state.upsert(ServiceInfo::from_service(&svc), &ns_labels),
+                            None => state.remove(&key),
+                        }
+                    }
+                    None => Vec::new(),
+                },
+                _ = tick.tick() => {
+                    let mut acts = Vec::new();
+                    let all_synced = synced.len() == STORE_COUNT && services_synced;
+                    if config_dirty && synced.len() == STORE_COUNT {
+                        config_dirty = false;
+                        let objects = self.stores.objects();
+                        match ironlb_config::build(&objects, &self.ctx) {
+                            Ok(config) => {
+                                self.k8s_metrics.config_loaded.set(1);
+                                self.k8s_metrics.config_stale.set(0);
+                                self.report(&mut last_verdict, (true, String::new()));
+                                if all_synced || state.started() {
+                                    acts = state.set_config(config, &ns_labels);
+                                } else {
+                                    config_dirty = true;
+                                }
+                            }
+                            Err(errors) => {
+                                let summary = ironlb_k8s::status::error_summary(&errors);
+                                tracing::error!(errors = %summary, "invalid configuration; keeping the last good one");
+                                if state.config().is_some() { self.k8s_metrics.config_stale.set(1); }
+                                self.report(&mut last_verdict, (false, summary));
+                            }
+                        }
+                    }
+                    if state.started() && all_synced {
+                        self.ready.store(self.webhook_ready.load(Ordering::Relaxed), Ordering::Relaxed);
+                    }
+                    if state.take_pools_dirty() {
+                        self.publish_pools(&state, &mut known_pools);
+                    }
+                    acts
+                }
+            };
+            for act in acts {
+                match act {
+                    Action::Write {
+                        key,
+                        uid,
+                        ips,
+                        pool,
+                    } => writer.submit(key, uid, ips, pool),
+                    Action::Event {
+                        key,
+                        uid,
+                        type_,
+                        reason,
+                        note,
+                    } => events.publish(Pending {
+                        regarding: ironlb_k8s::events::service_reference(
+                            &key.namespace,
+                            &key.name,
+                            &uid,
+                        ),
+                        type_: match type_ {
+                            EventType::Normal => ironlb_k8s::events::Kind::Normal,
+                            EventType::Warning => ironlb_k8s::events::Kind::Warning,
+                        },
+                        reason,
+                        note,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Writes the ConfigurationState when the verdict changed.
+    fn report(&self, last: &mut Option<Verdict>, verdict: Verdict) {
+        if last.as_ref() == Some(&verdict) {
+            return;
+        }
+        *last = Some(verdict.clone());
+        let client = self.client.clone();
+        let ns = self.args.namespace.clone();
+        tokio::spawn(async move {
+            let (valid, summary) = verdict;
+            let result = if valid {
+                ConfigurationResult::Valid
+            } else {
+                ConfigurationResult::Invalid
+            };
+            let summary = (!summary.is_empty()).then_some(summary);
+            if let Err(e) = ironlb_k8s::status::write_configuration_state(
+                &client,
+                &ns,
+                "controller",
+                result,
+                summary,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "cannot write ConfigurationState");
+            }
+        });
+    }
+
+    /// Updates the pool metrics and (in the background) the IPAddressPool statuses.
+    fn publish_pools(&self, state: &State, known: &mut BTreeSet<String>) {
+        let figures = state.pool_figures();
+        let now: BTreeSet<String> = figures.iter().map(|(n, _)| n.clone()).collect();
+        for gone in known.difference(&now) {
+            self.pool_metrics.remove(gone);
+        }
+        *known = now;
+        for (name, f) in &figures {
+            self.pool_metrics.set(name, *f);
+        }
+        let client = self.client.clone();
+        let ns = self.args.namespace.clone();
+        tokio::spawn(async move {
+            for (name, f) in figures {
+                if let Err(e) = ironlb_k8s::status::write_pool_status(&client, &ns, &name, f).await
+                {
+                    tracing::debug!(pool = name, error = %e, "cannot write IPAddressPool status");
+                }
+            }
+        });
+    }
+}
