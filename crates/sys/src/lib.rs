@@ -1,0 +1,2 @@
+//! System calls for Layer 2: raw packet sockets, multicast membership, interfaces, namespaces.
+#![allow(unsafe_code)]
