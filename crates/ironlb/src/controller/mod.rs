@@ -429,7 +429,8 @@ impl Controller {
                     acts
                 }
             };
-            for act in acts {
+            let retried = state.retry_failed(&ns_labels);
+            for act in acts.into_iter().chain(retried) {
                 match act {
                     Action::Write {
                         key,

@@ -72,6 +72,8 @@ pub struct State {
     warned_deprecated: HashSet<ServiceKey>,
     last_failure: HashMap<ServiceKey, String>,
     pools_dirty: bool,
+    /// Addresses were freed since the last [`State::retry_failed`].
+    freed: bool,
 }
 
 fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
@@ -176,8 +178,24 @@ impl State {
         self.last_failure.remove(key);
         if self.allocator.release(key).is_some() {
             self.pools_dirty = true;
+            self.freed = true;
         }
         Vec::new()
+    }
+
+    /// If addresses were freed since the last call, processes again the Services whose
+    /// allocation failed (one may now fit).
+    pub fn retry_failed(&mut self, ns: NamespaceLabels<'_>) -> Vec<Action> {
+        if !std::mem::take(&mut self.freed) {
+            return Vec::new();
+        }
+        let mut keys: Vec<ServiceKey> = self.last_failure.keys().cloned().collect();
+        keys.sort();
+        let mut acts = Vec::new();
+        for key in keys {
+            acts.extend(self.reconcile(&key, ns));
+        }
+        acts
     }
 
     /// A write failed for good: forget it, so the next reconcile writes again.
@@ -290,6 +308,7 @@ impl State {
             let held = self.allocator.release(key);
             if held.is_some() {
                 self.pools_dirty = true;
+                self.freed = true;
             }
             // Clear what we wrote: the annotation always, the addresses if we gave them (a
             // Service that changed class may belong to another load balancer now).
@@ -322,10 +341,17 @@ impl State {
                 });
             }
         }
+        let before = self.allocator.assignment(key).map(|a| a.ips.clone());
         let result = info
             .request(&ns(&key.namespace))
             .and_then(|req| self.allocator.assign(&req));
         self.pools_dirty = true;
+        let after = self.allocator.assignment(key).map(|a| a.ips.clone());
+        if let Some(before) = before
+            && after.is_none_or(|a| before.iter().any(|ip| !a.contains(ip)))
+        {
+            self.freed = true;
+        }
         match result {
             Ok(a) => {
                 self.last_failure.remove(key);

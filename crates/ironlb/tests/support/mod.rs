@@ -1,0 +1,276 @@
+//! Shared helpers of the end-to-end tests: a lab with the CRDs and the controller running as
+//! its ServiceAccount, builders for Services and pools, and waits.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use ironlb_lab::components::{self, Controller, ControllerOptions};
+use ironlb_lab::{Lab, LabOptions};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A lab with ironlb's CRDs and a running controller.
+pub struct Env {
+    pub lab: Lab,
+    pub client: Client,
+    pub ctl: Controller,
+}
+
+/// The `ironlb` binary Cargo built for these tests.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_ironlb")
+}
+
+/// Starts a lab, installs the CRDs and starts the controller (`extra` flags; webhook or not).
+pub async fn setup(webhook: bool, extra: &[&str]) -> Env {
+    let lab = Lab::start(LabOptions::for_test())
+        .await
+        .expect("lab starts (needs root)");
+    let crds = components::deploy_dir().join("crds");
+    kubectl(
+        &lab,
+        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+    );
+    kubectl(
+        &lab,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    );
+    let mut opts = ControllerOptions::new(binary());
+    opts.webhook = webhook;
+    opts.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    let ctl = components::start_controller(&lab, opts)
+        .await
+        .expect("controller starts");
+    ctl.wait_ready(Duration::from_secs(30))
+        .await
+        .expect("controller ready");
+    let client = lab.client().await.unwrap();
+    Env { lab, client, ctl }
+}
+
+/// Runs kubectl as admin; panics with its stderr on failure; returns stdout.
+pub fn kubectl(lab: &Lab, args: &[&str]) -> String {
+    let out = lab.kubectl().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kubectl apply -f -` as admin: Ok(stdout) or Err(stderr).
+pub fn apply(lab: &Lab, yaml: &str) -> Result<String, String> {
+    let mut child = lab
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Applies, panicking on failure.
+pub fn apply_ok(lab: &Lab, yaml: &str) {
+    if let Err(e) = apply(lab, yaml) {
+        panic!("apply failed: {e}\n{yaml}");
+    }
+}
+
+/// An IPAddressPool manifest in metallb-system.
+pub fn pool_yaml(name: &str, addresses: &[&str], extra_spec: &str) -> String {
+    let addrs: Vec<String> = addresses.iter().map(|a| format!("  - {a}")).collect();
+    format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: {name}\n  namespace: metallb-system\nspec:\n  addresses:\n{}\n{extra_spec}",
+        addrs.join("\n")
+    )
+}
+
+/// Creates a namespace with labels (ignores "already exists").
+pub async fn namespace(client: &Client, name: &str, labels: Value) {
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels}
+    }))
+    .unwrap();
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.create(&PostParams::default(), &ns).await;
+}
+
+/// Creates a LoadBalancer Service `ns/name` with port `port`/TCP; `extra` is merged into the
+/// object (e.g. `{"metadata": {"annotations": {...}}, "spec": {...}}`).
+pub async fn service(client: &Client, ns: &str, name: &str, port: u16, extra: Value) -> Service {
+    let mut svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": port, "protocol": "TCP"}], "selector": {"app": name}},
+    });
+    merge(&mut svc, &extra);
+    let svc: Service = serde_json::from_value(svc).unwrap();
+    let api: Api<Service> = Api::namespaced(client.clone(), ns);
+    api.create(&PostParams::default(), &svc).await.unwrap()
+}
+
+fn merge(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+/// Merge-patches a Service.
+pub async fn patch_service(client: &Client, ns: &str, name: &str, patch: Value) {
+    let api: Api<Service> = Api::namespaced(client.clone(), ns);
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// Deletes a Service.
+pub async fn delete_service(client: &Client, ns: &str, name: &str) {
+    let api: Api<Service> = Api::namespaced(client.clone(), ns);
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+}
+
+/// The Service now.
+pub async fn get_service(client: &Client, ns: &str, name: &str) -> Service {
+    let api: Api<Service> = Api::namespaced(client.clone(), ns);
+    api.get(name).await.unwrap()
+}
+
+/// `status.loadBalancer.ingress[*].ip`.
+pub fn ips_of(svc: &Service) -> Vec<String> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .map(|i| i.iter().filter_map(|x| x.ip.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The `metallb.io/ip-allocated-from-pool` annotation.
+pub fn pool_of(svc: &Service) -> Option<String> {
+    svc.annotations()
+        .get("metallb.io/ip-allocated-from-pool")
+        .cloned()
+}
+
+/// Polls `check` every 100 ms until it returns Some, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} not seen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the Service has exactly `n` addresses; returns them.
+pub async fn wait_ips(client: &Client, ns: &str, name: &str, n: usize) -> Vec<String> {
+    eventually(
+        &format!("{ns}/{name} with {n} address(es)"),
+        Duration::from_secs(20),
+        || async {
+            let svc = get_service(client, ns, name).await;
+            let ips = ips_of(&svc);
+            (ips.len() == n).then_some(ips)
+        },
+    )
+    .await
+}
+
+/// Waits until the Service has the addresses `want` (order-insensitive).
+pub async fn wait_exact(client: &Client, ns: &str, name: &str, want: &[&str]) {
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    eventually(
+        &format!("{ns}/{name} with {want:?}"),
+        Duration::from_secs(20),
+        || async {
+            let mut ips = ips_of(&get_service(client, ns, name).await);
+            ips.sort();
+            (ips == want).then_some(())
+        },
+    )
+    .await
+}
+
+/// Events about the Service `ns/name`: (type, reason, note).
+pub async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, String, String)> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Waits for an Event with `reason` about `ns/name`; returns its note.
+pub async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str) -> String {
+    eventually(
+        &format!("event {reason} for {ns}/{name}"),
+        Duration::from_secs(20),
+        || async {
+            events(client, ns, name)
+                .await
+                .into_iter()
+                .find(|(_, r, _)| r == reason)
+                .map(|(_, _, n)| n)
+        },
+    )
+    .await
+}
+
+/// Holds the Service no address for `d` (checks several times).
+pub async fn stays_pending(client: &Client, ns: &str, name: &str, d: Duration) {
+    let end = tokio::time::Instant::now() + d;
+    while tokio::time::Instant::now() < end {
+        let ips = ips_of(&get_service(client, ns, name).await);
+        assert!(ips.is_empty(), "{ns}/{name} unexpectedly got {ips:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
