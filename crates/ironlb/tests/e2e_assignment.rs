@@ -13,7 +13,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn assigns_releases_and_survives_a_controller_crash() {
-    let env = setup(false, &[]).await;
+    let env = setup(true, &[]).await;
     let c = &env.client;
     apply_ok(
         &env.lab,
@@ -40,7 +40,7 @@ async fn assigns_releases_and_survives_a_controller_crash() {
     )
     .await;
     let pools: Api<IpAddressPool> = Api::namespaced(c.clone(), "metallb-system");
-    let counted = eventually(
+    eventually(
         "pool status 1 assigned / 30 available",
         Duration::from_secs(10),
         || async {
@@ -50,7 +50,6 @@ async fn assigns_releases_and_survives_a_controller_crash() {
         },
     )
     .await;
-    let _ = counted;
     let metrics = env.ctl.metrics().await.unwrap();
     assert!(
         metrics.contains("metallb_allocator_addresses_in_use_total{pool=\"linuxnet\"} 1"),
@@ -119,7 +118,7 @@ async fn assigns_releases_and_survives_a_controller_crash() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requested_addresses_pools_and_sharing() {
-    let env = setup(false, &[]).await;
+    let env = setup(true, &[]).await;
     let c = &env.client;
     apply_ok(&env.lab, &pool_yaml("one", &["10.0.0.150-10.0.0.159"], ""));
     apply_ok(&env.lab, &pool_yaml("two", &["10.0.0.160/29"], ""));

@@ -64,7 +64,7 @@ impl ControllerOptions {
     pub fn new(binary: impl Into<PathBuf>) -> Self {
         ControllerOptions {
             binary: binary.into(),
-            webhook: false,
+            webhook: true,
             extra_args: Vec::new(),
             name: CONTROLLER_DAEMON.to_string(),
         }
@@ -226,6 +226,8 @@ impl Controller {
                 "enabled",
                 "--webhook-listen",
                 &format!("127.0.0.1:{}", self.webhook_port),
+                "--webhook-url-base",
+                &format!("https://127.0.0.1:{}", self.webhook_port),
             ]);
         } else {
             cmd.args(["--webhook-mode", "disabled"]);

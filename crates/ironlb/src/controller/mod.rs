@@ -89,6 +89,10 @@ pub struct Args {
     /// Where the webhook listens (HTTPS).
     #[arg(long, default_value = "0.0.0.0:9443")]
     pub webhook_listen: SocketAddr,
+    /// How the API server reaches the webhook when not through --cert-service-name (e.g.
+    /// `https://127.0.0.1:9443` in the lab); used for the BGPPeer conversion webhook.
+    #[arg(long)]
+    pub webhook_url_base: Option<String>,
     /// Do not manage the certificate (use tls.crt / tls.key in --cert-dir as they are).
     #[arg(long)]
     pub disable_cert_rotation: bool,

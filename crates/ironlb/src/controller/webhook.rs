@@ -1,29 +1,633 @@
-//! The validating and conversion webhook (work in progress).
+//! The admission webhook: validation of every `metallb.io` kind with the configuration crate's
+//! own rules, BGPPeer v1beta1 <-> v1beta2 conversion, and a certificate the controller makes,
+//! keeps in a Secret, rotates and injects as `caBundle` itself.
+//!
+//! ```text
+//!   kube-apiserver --HTTPS--> POST /validate-metallb-io-<version>-<kind>  AdmissionReview
+//!                                  object + ConfigStores::objects() -> config::validate_object /
+//!                                  validate_delete -> allowed | denied "<Kind> "<name>": <field>: <why>"
+//!                  --HTTPS--> POST /convert  ConversionReview (BGPPeer)
+//!
+//!   Secret metallb-webhook-cert {ca.crt, ca.key, tls.crt, tls.key} + annotation with not-after
+//!     -> TLS resolver (swapped in place on rotation)
+//!     -> ValidatingWebhookConfiguration webhooks[*].clientConfig.caBundle
+//!     -> CRD bgppeers.metallb.io spec.conversion (strategy Webhook, caBundle)
+//! ```
 
-use ironlb_config::Context;
+use anyhow::{Context as _, Result, bail};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use base64::Engine;
+use ironlb_api::{conversion, v1beta1, v1beta2};
+use ironlb_config::{Context, Object, ObjectKind};
 use ironlb_k8s::ConfigStores;
-use kube::Client;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The Secret annotation holding the certificate's expiry (Unix seconds).
+const NOT_AFTER_ANNOTATION: &str = "ironlb.io/not-after";
 
 /// The webhook server.
-#[allow(dead_code)]
 pub struct Webhook {
     /// API client (certificate Secret, caBundle injection).
     pub client: Client,
     /// The configuration objects as they are now.
     pub stores: ConfigStores,
-    /// Namespace and features.
+    /// Namespace and features (the controller's: both apply the same rules).
     pub ctx: Context,
     /// The controller's flags.
     pub args: super::Args,
-    /// Set once serving.
+    /// Set once serving with the caBundle injected.
     pub ready: Arc<AtomicBool>,
 }
 
+/// A certificate and key, PEM, with the CA that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertBundle {
+    /// The CA certificate (the caBundle).
+    pub ca_crt: String,
+    /// The CA key (to sign the next serving certificate).
+    pub ca_key: String,
+    /// The serving certificate.
+    pub tls_crt: String,
+    /// The serving key.
+    pub tls_key: String,
+    /// Expiry of the serving certificate, Unix seconds.
+    pub not_after: i64,
+}
+
+/// Makes a CA and a serving certificate for `dns_names` and 127.0.0.1, valid for `validity`.
+pub fn generate(dns_names: &[String], validity: Duration) -> Result<CertBundle> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let not_after = now + validity;
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "ironlb-webhook-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = now - Duration::from_secs(300);
+    // The CA outlives the serving certificate so a rotation never races a stale caBundle.
+    ca.not_after = not_after + validity;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let ca_pem = ca_cert.pem();
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut server = CertificateParams::new(Vec::<String>::new())?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "ironlb-webhook");
+    let mut sans = vec![SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]))];
+    for name in dns_names {
+        sans.push(SanType::DnsName(name.as_str().try_into()?));
+    }
+    server.subject_alt_names = sans;
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server.not_before = now - Duration::from_secs(300);
+    server.not_after = not_after;
+    let key = KeyPair::generate()?;
+    let cert = server.signed_by(&key, &issuer)?;
+    Ok(CertBundle {
+        ca_crt: ca_pem,
+        ca_key: ca_key_pem,
+        tls_crt: cert.pem(),
+        tls_key: key.serialize_pem(),
+        not_after: not_after.unix_timestamp(),
+    })
+}
+
+impl CertBundle {
+    fn from_secret(secret: &Secret) -> Option<Self> {
+        let data = secret.data.as_ref()?;
+        let get = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
+        Some(CertBundle {
+            ca_crt: get("ca.crt")?,
+            ca_key: get("ca.key")?,
+            tls_crt: get("tls.crt")?,
+            tls_key: get("tls.key")?,
+            not_after: secret
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(NOT_AFTER_ANNOTATION)?
+                .parse()
+                .ok()?,
+        })
+    }
+
+    fn to_secret(&self, name: &str, namespace: &str) -> Secret {
+        let data: BTreeMap<String, ByteString> = [
+            ("ca.crt", &self.ca_crt),
+            ("ca.key", &self.ca_key),
+            ("tls.crt", &self.tls_crt),
+            ("tls.key", &self.tls_key),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+        .collect();
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(namespace.to_string()),
+                annotations: Some(
+                    [(NOT_AFTER_ANNOTATION.to_string(), self.not_after.to_string())]
+                        .into_iter()
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    fn certified_key(&self) -> Result<Arc<CertifiedKey>> {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.tls_crt.as_bytes())
+                .collect::<Result<_, _>>()
+                .context("parsing tls.crt")?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.tls_key.as_bytes()).context("parsing tls.key")?;
+        let provider = rustls::crypto::ring::default_provider();
+        Ok(Arc::new(CertifiedKey::from_der(certs, key, &provider)?))
+    }
+}
+
+/// The serving certificate, replaceable while serving.
+#[derive(Debug)]
+struct Resolver(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.read().ok().map(|k| k.clone())
+    }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// How long a certificate lives; it is renewed when less than a third is left.
+const VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl Webhook {
+    fn dns_names(&self) -> Vec<String> {
+        let (svc, ns) = (&self.args.cert_service_name, &self.args.namespace);
+        vec![
+            svc.clone(),
+            format!("{svc}.{ns}"),
+            format!("{svc}.{ns}.svc"),
+            format!("{svc}.{ns}.svc.cluster.local"),
+            "localhost".into(),
+        ]
+    }
+
+    /// The certificate in the Secret, made (or renewed) when missing or near expiry.
+    async fn ensure_cert(&self) -> Result<CertBundle> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.args.namespace);
+        let name = &self.args.webhook_secret;
+        let validity = self.validity();
+        for _ in 0..5 {
+            let existing = secrets.get_opt(name).await?;
+            let current = existing.as_ref().and_then(CertBundle::from_secret);
+            if let Some(b) = &current
+                && b.not_after - now_unix() > (validity.as_secs() / 3) as i64
+                && b.certified_key().is_ok()
+            {
+                return Ok(b.clone());
+            }
+            let fresh = generate(&self.dns_names(), validity)?;
+            let mut secret = fresh.to_secret(name, &self.args.namespace);
+            let result = match existing {
+                None => secrets.create(&PostParams::default(), &secret).await,
+                Some(old) => {
+                    secret.metadata.resource_version = old.metadata.resource_version;
+                    secrets.replace(name, &PostParams::default(), &secret).await
+                }
+            };
+            match result {
+                Ok(_) => {
+                    tracing::info!(secret = %name, "webhook certificate created");
+                    return Ok(fresh);
+                }
+                // Another replica got there first: read theirs.
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        bail!("the webhook certificate Secret keeps changing under us")
+    }
+
+    fn validity(&self) -> Duration {
+        std::env::var("IRONLB_WEBHOOK_CERT_VALIDITY_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(VALIDITY)
+    }
+
+    /// Puts the CA into the webhook configuration and the BGPPeer CRD's conversion.
+    async fn inject(&self, ca_pem: &str) -> Result<()> {
+        let ca = ByteString(ca_pem.as_bytes().to_vec());
+        let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        for _ in 0..5 {
+            let Some(mut vwc) = vwcs.get_opt(&self.args.webhook_configuration).await? else {
+                tracing::warn!(name = %self.args.webhook_configuration, "no ValidatingWebhookConfiguration to inject the caBundle into");
+                break;
+            };
+            let mut changed = false;
+            for hook in vwc.webhooks.iter_mut().flatten() {
+                if hook.client_config.ca_bundle.as_ref() != Some(&ca) {
+                    hook.client_config.ca_bundle = Some(ca.clone());
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+            match vwcs
+                .replace(
+                    &self.args.webhook_configuration,
+                    &PostParams::default(),
+                    &vwc,
+                )
+                .await
+            {
+                Ok(_) => break,
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let client_config = match &self.args.webhook_url_base {
+            Some(base) => {
+                json!({"url": format!("{base}/convert"), "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)})
+            }
+            None => json!({
+                "service": {"namespace": self.args.namespace, "name": self.args.cert_service_name, "path": "/convert", "port": 443},
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+            }),
+        };
+        let patch = json!({"spec": {"conversion": {
+            "strategy": "Webhook",
+            "webhook": {"clientConfig": client_config, "conversionReviewVersions": ["v1"]},
+        }}});
+        match crds
+            .patch(
+                "bgppeers.metallb.io",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                tracing::warn!("no BGPPeer CRD to configure the conversion webhook of");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
     /// Serves until an error.
-    pub async fn run(self) -> anyhow::Result<()> {
-        anyhow::bail!("the webhook is not built yet: run with --webhook-mode disabled")
+    pub async fn run(self) -> Result<()> {
+        let (ck, ca) = if self.args.disable_cert_rotation {
+            let crt = std::fs::read_to_string(self.args.cert_dir.join("tls.crt"))?;
+            let key = std::fs::read_to_string(self.args.cert_dir.join("tls.key"))?;
+            let b = CertBundle {
+                ca_crt: String::new(),
+                ca_key: String::new(),
+                tls_crt: crt,
+                tls_key: key,
+                not_after: 0,
+            };
+            (b.certified_key()?, None)
+        } else {
+            let b = self.ensure_cert().await?;
+            self.inject(&b.ca_crt).await?;
+            (b.certified_key()?, Some(b))
+        };
+        let resolver = Arc::new(Resolver(RwLock::new(ck)));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind(self.args.webhook_listen)
+            .await
+            .with_context(|| format!("binding the webhook on {}", self.args.webhook_listen))?;
+        tracing::info!(listen = %listener.local_addr()?, "webhook serving");
+        let this = Arc::new(self);
+        let app = axum::Router::new()
+            .route("/convert", post(convert))
+            .route("/{hook}", post(validate))
+            .with_state(this.clone());
+        this.ready.store(true, Ordering::Relaxed);
+
+        if let Some(mut bundle) = ca {
+            let this = this.clone();
+            let resolver = resolver.clone();
+            tokio::spawn(async move {
+                let period = Duration::from_secs((this.validity().as_secs() / 10).clamp(1, 3600));
+                loop {
+                    tokio::time::sleep(period).await;
+                    match this.ensure_cert().await {
+                        Ok(b) if b != bundle => {
+                            if let Err(e) = this.inject(&b.ca_crt).await {
+                                tracing::warn!(error = %e, "cannot inject the new caBundle");
+                                continue;
+                            }
+                            match b.certified_key() {
+                                Ok(k) => {
+                                    if let Ok(mut slot) = resolver.0.write() {
+                                        *slot = k;
+                                    }
+                                    tracing::info!("webhook certificate rotated");
+                                    bundle = b;
+                                }
+                                Err(e) => tracing::warn!(error = %e, "bad rotated certificate"),
+                            }
+                        }
+                        Ok(_) => {
+                            // Someone may have reset the caBundle (e.g. re-applied manifests).
+                            if let Err(e) = this.inject(&bundle.ca_crt).await {
+                                tracing::warn!(error = %e, "cannot re-inject the caBundle");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot check the webhook certificate")
+                        }
+                    }
+                }
+            });
+        }
+
+        loop {
+            let (tcp, peer) = listener.accept().await?;
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "webhook connection ended");
+                }
+            });
+        }
+    }
+}
+
+/// The kind served at `/validate-metallb-io-<version>-<kind>`.
+fn kind_of_path(hook: &str) -> Option<ObjectKind> {
+    let kind = hook.rsplit('-').next()?;
+    Some(match kind {
+        "ipaddresspool" => ObjectKind::IpAddressPool,
+        "l2advertisement" => ObjectKind::L2Advertisement,
+        "bgpadvertisement" => ObjectKind::BgpAdvertisement,
+        "bgppeer" => ObjectKind::BgpPeer,
+        "bfdprofile" => ObjectKind::BfdProfile,
+        "community" => ObjectKind::Community,
+        _ => return None,
+    })
+}
+
+fn parse_object(kind: ObjectKind, mut value: Value, namespace: &str) -> Result<Object, String> {
+    if value["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty()
+    {
+        value["metadata"]["namespace"] = Value::String(namespace.to_string());
+    }
+    let bad = |e: serde_json::Error| format!("cannot decode the {kind}: {e}");
+    Ok(match kind {
+        ObjectKind::IpAddressPool => Object::Pool(serde_json::from_value(value).map_err(bad)?),
+        ObjectKind::L2Advertisement => {
+            Object::L2Advertisement(serde_json::from_value(value).map_err(bad)?)
+        }
+        ObjectKind::BgpAdvertisement => {
+            Object::BgpAdvertisement(serde_json::from_value(value).map_err(bad)?)
+        }
+        ObjectKind::BgpPeer => {
+            if value["apiVersion"] == "metallb.io/v1beta1" {
+                let old: v1beta1::BgpPeer = serde_json::from_value(value).map_err(bad)?;
+                Object::Peer(conversion::bgppeer_to_v1beta2(&old))
+            } else {
+                Object::Peer(serde_json::from_value::<v1beta2::BgpPeer>(value).map_err(bad)?)
+            }
+        }
+        ObjectKind::BfdProfile => Object::BfdProfile(serde_json::from_value(value).map_err(bad)?),
+        ObjectKind::Community => Object::Community(serde_json::from_value(value).map_err(bad)?),
+    })
+}
+
+/// The verdict on one admission request: `Ok(())` allowed, `Err(message)` denied.
+pub fn review(
+    kind: ObjectKind,
+    request: &Value,
+    existing: &ironlb_config::Objects,
+    ctx: &Context,
+) -> Result<(), String> {
+    let namespace = request["namespace"].as_str().unwrap_or_default();
+    let name = request["name"].as_str().unwrap_or_default();
+    match request["operation"].as_str() {
+        Some("DELETE") => {
+            let errors = ironlb_config::validate_delete(existing, ctx, kind, name);
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(join(&errors))
+            }
+        }
+        Some("CREATE") | Some("UPDATE") => {
+            let object = parse_object(kind, request["object"].clone(), namespace)?;
+            let errors = ironlb_config::validate_object(existing, ctx, &object);
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(join(&errors))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn join(errors: &[ironlb_config::ConfigError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn validate(
+    State(wh): State<Arc<Webhook>>,
+    Path(hook): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let request = &body["request"];
+    let uid = request["uid"].clone();
+    let verdict = match kind_of_path(&hook) {
+        Some(kind) => review(kind, request, &wh.stores.objects(), &wh.ctx),
+        None => Err(format!("no webhook at /{hook}")),
+    };
+    let response = match verdict {
+        Ok(()) => json!({"uid": uid, "allowed": true}),
+        Err(message) => {
+            tracing::info!(hook, %message, "admission denied");
+            json!({"uid": uid, "allowed": false, "status": {"code": 422, "reason": "Invalid", "message": message}})
+        }
+    };
+    Json(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": response,
+    }))
+}
+
+/// Converts BGPPeers to `desired` (`metallb.io/v1beta1` or `metallb.io/v1beta2`).
+pub fn convert_objects(objects: &[Value], desired: &str) -> Result<Vec<Value>, String> {
+    objects
+        .iter()
+        .map(|o| {
+            if o["apiVersion"] == desired {
+                return Ok(o.clone());
+            }
+            let bad = |e: serde_json::Error| format!("cannot decode BGPPeer: {e}");
+            match desired {
+                "metallb.io/v1beta2" => {
+                    let old: v1beta1::BgpPeer = serde_json::from_value(o.clone()).map_err(bad)?;
+                    serde_json::to_value(conversion::bgppeer_to_v1beta2(&old)).map_err(bad)
+                }
+                "metallb.io/v1beta1" => {
+                    let new: v1beta2::BgpPeer = serde_json::from_value(o.clone()).map_err(bad)?;
+                    serde_json::to_value(conversion::bgppeer_to_v1beta1(&new)).map_err(bad)
+                }
+                other => Err(format!("cannot convert to {other}")),
+            }
+        })
+        .collect()
+}
+
+async fn convert(Json(body): Json<Value>) -> Json<Value> {
+    let request = &body["request"];
+    let desired = request["desiredAPIVersion"].as_str().unwrap_or_default();
+    let objects = request["objects"].as_array().cloned().unwrap_or_default();
+    let response = match convert_objects(&objects, desired) {
+        Ok(converted) => json!({
+            "uid": request["uid"], "convertedObjects": converted, "result": {"status": "Success"},
+        }),
+        Err(message) => json!({
+            "uid": request["uid"], "convertedObjects": [],
+            "result": {"status": "Failure", "message": message},
+        }),
+    };
+    Json(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "ConversionReview",
+        "response": response,
+    }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_kinds() {
+        assert_eq!(
+            kind_of_path("validate-metallb-io-v1beta1-ipaddresspool"),
+            Some(ObjectKind::IpAddressPool)
+        );
+        assert_eq!(
+            kind_of_path("validate-metallb-io-v1beta2-bgppeer"),
+            Some(ObjectKind::BgpPeer)
+        );
+        assert_eq!(kind_of_path("validate-nothing"), None);
+    }
+
+    #[test]
+    fn review_names_the_field() {
+        let ctx = Context::default();
+        let req = json!({
+            "operation": "CREATE", "namespace": "metallb-system", "name": "bad",
+            "object": {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                "metadata": {"name": "bad"}, "spec": {"addresses": ["10.0.0.300/24"]}},
+        });
+        let err = review(
+            ObjectKind::IpAddressPool,
+            &req,
+            &ironlb_config::Objects::default(),
+            &ctx,
+        )
+        .unwrap_err();
+        assert!(err.contains("spec.addresses[0]"), "{err}");
+        let ok = json!({
+            "operation": "CREATE", "namespace": "metallb-system", "name": "good",
+            "object": {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                "metadata": {"name": "good"}, "spec": {"addresses": ["10.0.0.0/24"]}},
+        });
+        assert!(
+            review(
+                ObjectKind::IpAddressPool,
+                &ok,
+                &ironlb_config::Objects::default(),
+                &ctx
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn conversion_round_trips() {
+        let v1 = json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPPeer",
+            "metadata": {"name": "p", "namespace": "metallb-system"},
+            "spec": {"myASN": 64513, "peerASN": 64512, "peerAddress": "10.0.0.1"}});
+        let v2 = convert_objects(std::slice::from_ref(&v1), "metallb.io/v1beta2").unwrap();
+        assert_eq!(v2[0]["apiVersion"], "metallb.io/v1beta2");
+        assert_eq!(v2[0]["spec"]["peerASN"], 64512);
+        let back = convert_objects(&v2, "metallb.io/v1beta1").unwrap();
+        assert_eq!(back[0]["spec"]["peerAddress"], "10.0.0.1");
+        assert!(convert_objects(&v2, "metallb.io/v9").is_err());
+    }
+
+    #[test]
+    fn generated_certificates_load() {
+        let b = generate(&["svc.ns.svc".into()], Duration::from_secs(3600)).unwrap();
+        assert!(b.certified_key().is_ok());
+        assert!(b.not_after > now_unix());
     }
 }
