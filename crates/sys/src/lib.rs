@@ -1,2 +1,4 @@
 //! System calls for Layer 2: raw packet sockets, multicast membership, interfaces, namespaces.
 #![allow(unsafe_code)]
+
+pub mod md5;

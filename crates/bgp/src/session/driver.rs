@@ -40,11 +40,8 @@ pub struct PeerConfig {
     pub source_address: Option<IpAddr>,
     /// `ebgpMultiHop`: send with TTL 255 instead of the system default.
     pub ebgp_multihop: bool,
-    /// TCP MD5 password (`password` / `passwordSecret`).
-    ///
-    /// TODO(md5): TCP_MD5SIG needs a setsockopt with a `struct tcp_md5sig`, which is `unsafe`
-    /// and belongs in crates/sys (not there yet). Until then a session with a password is
-    /// refused at connect time, so it never comes up without the protection it asked for.
+    /// TCP MD5 password (`password` / `passwordSecret`, RFC 2385): every segment of the
+    /// session is signed with it, and segments without the right signature are dropped.
     pub password: Option<String>,
     /// Next hop for IPv4 prefixes; default: the session's local address if it is IPv4.
     pub ipv4_next_hop: Option<Ipv4Addr>,
@@ -218,12 +215,6 @@ struct Driver {
 
 /// Opens the TCP connection: source address, TTL for multi-hop eBGP.
 async fn connect(config: PeerConfig) -> io::Result<TcpStream> {
-    if config.password.is_some() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "TCP MD5 (password) is not implemented yet",
-        ));
-    }
     let peer = SocketAddr::new(config.peer_address, config.peer_port);
     let socket = match peer {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -237,6 +228,9 @@ async fn connect(config: PeerConfig) -> io::Result<TcpStream> {
         }
     }
     socket.set_nodelay(true)?;
+    if let Some(password) = &config.password {
+        ironlb_sys::md5::set_tcp_md5sig(&socket, config.peer_address, password.as_bytes())?;
+    }
     if let Some(src) = config.source_address {
         socket.bind(SocketAddr::new(src, 0))?;
     }

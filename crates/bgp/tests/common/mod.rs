@@ -11,6 +11,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Moves the calling thread into the network namespace at `path`.
+pub fn enter_netns(path: &std::path::Path) {
+    let file = std::fs::File::open(path).expect("the namespace exists");
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (needs root)");
+}
+
 /// A current-thread tokio runtime on a thread that entered a network namespace: every socket
 /// its tasks open lives in that namespace.
 pub struct NetnsRuntime {
@@ -21,11 +27,11 @@ pub struct NetnsRuntime {
 
 impl NetnsRuntime {
     pub fn new(netns: &str) -> Self {
-        let path = ironlb_sys::netns::named_netns_path(netns);
+        let path = std::path::Path::new("/run/netns").join(netns);
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            ironlb_sys::netns::enter_netns(&path).expect("setns into the node namespace");
+            enter_netns(&path);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

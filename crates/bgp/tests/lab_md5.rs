@@ -1,0 +1,71 @@
+//! TCP MD5 (RFC 2385) with FRR: the right password brings the session up, a wrong one keeps it
+//! down. Needs root (network namespaces).
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use common::*;
+use ironlb_bgp::rib::RouteAttributes;
+use ironlb_bgp::session::fsm::State;
+use ironlb_lab::{Lab, LabOptions};
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn md5_sessions_with_frr_need_the_right_password() {
+    let lab = Lab::start(LabOptions {
+        nodes: 2,
+        ..LabOptions::for_test()
+    })
+    .await
+    .expect("lab (needs root)");
+    let (n1, n2) = (lab.topo.node(1), lab.topo.node(2));
+    lab.router
+        .cli(&[
+            "configure terminal",
+            "router bgp 64512",
+            &format!("neighbor {} password s3cret", n1.ipv4),
+            &format!("neighbor {} password s3cret", n2.ipv4),
+        ])
+        .unwrap();
+    let (_tx, rx) = watch::channel(routes(&[("10.0.0.150/32", RouteAttributes::default())]));
+    let rt1 = NetnsRuntime::new(&n1.netns);
+    let rt2 = NetnsRuntime::new(&n2.netns);
+    let mut right = ebgp_to_router(&lab, &n1);
+    right.password = Some("s3cret".into());
+    let mut wrong = ebgp_to_router(&lab, &n2);
+    wrong.password = Some("guess".into());
+    let good = rt1.session(right, rx.clone()).await;
+    let bad = rt2.session(wrong, rx).await;
+    wait_state(&good, State::Established, Duration::from_secs(30)).await;
+    eventually(
+        "FRR has the route from the signed session",
+        Duration::from_secs(10),
+        || {
+            let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
+            if path_next_hops(&paths) == vec![n1.ipv4.to_string()] {
+                Ok(())
+            } else {
+                Err(format!("{paths:?}"))
+            }
+        },
+    )
+    .await;
+    // Give the wrong password several connection attempts (1 s, 2 s, 4 s backoff).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let st = bad.status().borrow().clone();
+    assert_ne!(st.state, State::Established, "{st:?}");
+    assert_eq!(
+        bad.stats()
+            .established
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_ne!(
+        frr_neighbor_state(&lab, "ipv4Unicast", &n2.ipv4.to_string()).unwrap(),
+        "Established"
+    );
+    assert_eq!(frr_paths(&lab, "ipv4", "10.0.0.150/32").unwrap().len(), 1);
+    good.stop().await;
+    bad.stop().await;
+}
