@@ -13,7 +13,10 @@
 use crate::frame::{self, FrameKey};
 use crate::replay::{ReplayGuard, SendClock};
 use crate::{Error, NodeId, Settings, wall_clock_us};
-use foca::{AccumulatingRuntime, Codec, Foca, Member, NoCustomBroadcast, PostcardCodec, Timer};
+use foca::{
+    AccumulatingRuntime, Codec, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec,
+    Timer,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,6 +90,8 @@ pub struct Stats {
     pub sent: u64,
     /// Datagrams that could not be sent.
     pub send_errors: u64,
+    /// Probes of a member that got no `Ack`, directly or indirectly (each raises a suspicion).
+    pub probes_failed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +104,7 @@ struct Counters {
     dropped_invalid: AtomicU64,
     sent: AtomicU64,
     send_errors: AtomicU64,
+    probes_failed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -117,6 +123,7 @@ impl Counters {
             dropped_invalid: get(&self.dropped_invalid),
             sent: get(&self.sent),
             send_errors: get(&self.send_errors),
+            probes_failed: get(&self.probes_failed),
         }
     }
 }
@@ -463,7 +470,14 @@ impl Runner {
             self.timers.insert((now + after, self.timer_seq), timer);
         }
         while let Some(n) = self.rt.to_notify() {
-            tracing::debug!(node = %self.name, notification = ?n, "membership");
+            match n {
+                OwnedNotification::DataReceived(_) | OwnedNotification::DataSent(_) => {}
+                OwnedNotification::ProbeFailed(_, member) => {
+                    bump(&self.counters.probes_failed);
+                    tracing::debug!(node = %self.name, member = %member.name, "membership: probe failed");
+                }
+                n => tracing::debug!(node = %self.name, notification = ?n, "membership"),
+            }
         }
         self.publish_live();
     }

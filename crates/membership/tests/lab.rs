@@ -128,8 +128,14 @@ async fn cutting_a_nodes_lan_link_is_detected_within_a_second() {
     for m in members.iter().filter(|m| m.name != "node2") {
         wait_live(m, Duration::from_secs(1), |s| !s.contains("node2"))
             .await
-            .unwrap_or_else(|seen| panic!("{} still sees node2 1 s after the cut: {seen:?}", m.name));
-        println!("{} dropped node2 {:?} after the cut", m.name, cut_at.elapsed());
+            .unwrap_or_else(|seen| {
+                panic!("{} still sees node2 1 s after the cut: {seen:?}", m.name)
+            });
+        println!(
+            "{} dropped node2 {:?} after the cut",
+            m.name,
+            cut_at.elapsed()
+        );
         assert_eq!(
             *m.live.borrow(),
             ["node1", "node3"].iter().map(|s| s.to_string()).collect(),
