@@ -200,6 +200,7 @@ impl Membership {
             counters: counters.clone(),
             settings: config.settings,
             frame_buf: Vec::new(),
+            changed: false,
         };
         let task = tokio::spawn(runner.run(shutdown_rx));
         Ok(Membership {
@@ -286,6 +287,8 @@ struct Runner {
     counters: Arc<Counters>,
     settings: Settings,
     frame_buf: Vec<u8>,
+    /// Membership or the desired set changed since the live set was last published.
+    changed: bool,
 }
 
 /// Largest datagram read; anything longer is truncated by the kernel and fails authentication.
@@ -311,8 +314,7 @@ impl Runner {
                 }
                 r = self.socket.recv_from(&mut buf) => match r {
                     Ok((n, _from)) => {
-                        let datagram = buf.get(..n).unwrap_or_default().to_vec();
-                        self.on_datagram(&datagram).await;
+                        self.on_datagram(buf.get(..n).unwrap_or_default()).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "membership recv"),
                 },
@@ -401,6 +403,7 @@ impl Runner {
             .map(|(n, a)| (n.clone(), *a))
             .collect();
         self.desired = desired;
+        self.changed = true;
         let _ = self
             .foca
             .set_config(self.settings.foca_config(self.desired.len()));
@@ -458,28 +461,43 @@ impl Runner {
         }
     }
 
-    /// Carries out what foca asked for: sends, timers; then publishes the live set.
+    /// Carries out what foca asked for: sends, timers; then, if membership changed, keeps
+    /// undesired members down and publishes the live set (O(members) only on changes, not per
+    /// datagram).
     async fn flush(&mut self) {
-        self.suppress_undesired();
-        while let Some((to, data)) = self.rt.to_send() {
-            self.send(&to, &data).await;
-        }
-        let now = Instant::now();
-        while let Some((after, timer)) = self.rt.to_schedule() {
-            self.timer_seq += 1;
-            self.timers.insert((now + after, self.timer_seq), timer);
-        }
-        while let Some(n) = self.rt.to_notify() {
-            match n {
-                OwnedNotification::DataReceived(_) | OwnedNotification::DataSent(_) => {}
-                OwnedNotification::ProbeFailed(_, member) => {
-                    bump(&self.counters.probes_failed);
-                    tracing::debug!(node = %self.name, member = %member.name, "membership: probe failed");
+        loop {
+            while let Some(n) = self.rt.to_notify() {
+                match n {
+                    OwnedNotification::DataReceived(_) | OwnedNotification::DataSent(_) => {}
+                    OwnedNotification::ProbeFailed(_, member) => {
+                        bump(&self.counters.probes_failed);
+                        tracing::debug!(node = %self.name, member = %member.name, "membership: probe failed");
+                    }
+                    n => {
+                        tracing::debug!(node = %self.name, notification = ?n, "membership");
+                        self.changed = true;
+                    }
                 }
-                n => tracing::debug!(node = %self.name, notification = ?n, "membership"),
+            }
+            if self.changed {
+                self.suppress_undesired();
+            }
+            while let Some((to, data)) = self.rt.to_send() {
+                self.send(&to, &data).await;
+            }
+            let now = Instant::now();
+            while let Some((after, timer)) = self.rt.to_schedule() {
+                self.timer_seq += 1;
+                self.timers.insert((now + after, self.timer_seq), timer);
+            }
+            if self.rt.backlog() == 0 {
+                break;
             }
         }
-        self.publish_live();
+        if self.changed {
+            self.changed = false;
+            self.publish_live();
+        }
     }
 
     async fn send(&mut self, to: &NodeId, payload: &[u8]) {
