@@ -17,6 +17,7 @@ mod error;
 pub mod ethernet;
 pub mod ndp;
 pub mod owner;
+pub mod responder;
 
 pub use arp::{ArpFrame, ArpOperation};
 pub use error::{DecodeError, EncodeError};

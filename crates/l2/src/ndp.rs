@@ -334,13 +334,14 @@ impl NdpFrame {
     }
 
     /// The answer to this Neighbor Solicitation from the owner of its target, whose interface
-    /// has `mac` and the link-local address `link_local` (MetalLB answers from the link-local
-    /// address, with S=1 and O=0; `override_` sets O). A solicitation from `::` (DAD) is
-    /// answered to all-nodes without S (RFC 4861 7.2.4). `None` if this is not a NS.
+    /// has `mac`, sent from `source` (the responder uses the target address itself, as the
+    /// Linux kernel does: `ndisc6` ignores answers from a link-local source), with S=1 and
+    /// O=`override_` (MetalLB sends O=0). A solicitation from `::` (DAD) is answered to
+    /// all-nodes without S (RFC 4861 7.2.4). `None` if this is not a NS.
     pub fn advertisement_for(
         &self,
         mac: MacAddr,
-        link_local: Ipv6Addr,
+        source: Ipv6Addr,
         override_: bool,
     ) -> Option<NdpFrame> {
         let NdpMessage::NeighborSolicitation { target, source_mac } = self.message else {
@@ -354,7 +355,7 @@ impl NdpFrame {
         Some(NdpFrame {
             eth_dst,
             eth_src: mac,
-            ip_src: link_local,
+            ip_src: source,
             ip_dst,
             message: NdpMessage::NeighborAdvertisement {
                 flags: AdvertisementFlags {
@@ -369,12 +370,12 @@ impl NdpFrame {
     }
 
     /// An unsolicited Neighbor Advertisement telling every node that `ip` is now at `mac`:
-    /// to ff02::1, O=1, S=0, from `link_local`.
-    pub fn unsolicited_advertisement(ip: Ipv6Addr, mac: MacAddr, link_local: Ipv6Addr) -> NdpFrame {
+    /// to ff02::1, O=1, S=0, from `source` (the responder uses `ip` itself).
+    pub fn unsolicited_advertisement(ip: Ipv6Addr, mac: MacAddr, source: Ipv6Addr) -> NdpFrame {
         NdpFrame {
             eth_dst: multicast_mac(ALL_NODES),
             eth_src: mac,
-            ip_src: link_local,
+            ip_src: source,
             ip_dst: ALL_NODES,
             message: NdpMessage::NeighborAdvertisement {
                 flags: AdvertisementFlags {
