@@ -84,6 +84,27 @@ fn bench(c: &mut Criterion) {
             b.iter(|| decode_all(black_box(&bytes)))
         });
     }
+    // Baseline: one UPDATE per prefix, as MetalLB's native speaker sends them.
+    let announce = prefixes(false);
+    let one_each = || {
+        let mut out = Vec::new();
+        for p in &announce {
+            for u in pack_updates(std::slice::from_ref(p), &[], &params()) {
+                Message::Update(u).encode_into(&CTX, &mut out);
+            }
+        }
+        out
+    };
+    let (packed, single) = (encode_all(&announce), one_each());
+    println!(
+        "10k IPv4 prefixes: packed into {} octets ({} UPDATEs), one UPDATE per prefix: {} octets (10000 UPDATEs)",
+        packed.len(),
+        pack_updates(&announce, &[], &params()).len(),
+        single.len()
+    );
+    g.bench_function("encode 10k ipv4 prefixes one UPDATE each (baseline)", |b| {
+        b.iter(one_each)
+    });
     g.finish();
     let open = Message::Open(OpenMessage::new(
         64513,

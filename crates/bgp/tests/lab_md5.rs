@@ -69,3 +69,44 @@ async fn md5_sessions_with_frr_need_the_right_password() {
     good.stop().await;
     bad.stop().await;
 }
+
+/// `ebgpMultiHop` sends with TTL 255: FRR with `ttl-security hops 1` (GTSM, RFC 5082) accepts
+/// only that, and refuses the default TTL.
+#[tokio::test(flavor = "multi_thread")]
+async fn multihop_sessions_send_with_ttl_255() {
+    let lab = Lab::start(LabOptions {
+        nodes: 2,
+        ..LabOptions::for_test()
+    })
+    .await
+    .expect("lab (needs root)");
+    let (n1, n2) = (lab.topo.node(1), lab.topo.node(2));
+    lab.router
+        .cli(&[
+            "configure terminal",
+            "router bgp 64512",
+            &format!("neighbor {} ttl-security hops 1", n1.ipv4),
+            &format!("neighbor {} ttl-security hops 1", n2.ipv4),
+        ])
+        .unwrap();
+    let (_tx, rx) = watch::channel(routes(&[("10.0.0.150/32", RouteAttributes::default())]));
+    let rt1 = NetnsRuntime::new(&n1.netns);
+    let rt2 = NetnsRuntime::new(&n2.netns);
+    let mut multihop = ebgp_to_router(&lab, &n1);
+    multihop.ebgp_multihop = true;
+    let good = rt1.session(multihop, rx.clone()).await;
+    let plain = rt2.session(ebgp_to_router(&lab, &n2), rx).await;
+    wait_state(&good, State::Established, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let st = plain.status().borrow().clone();
+    assert_ne!(st.state, State::Established, "{st:?}");
+    assert_eq!(
+        plain
+            .stats()
+            .established
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    good.stop().await;
+    plain.stop().await;
+}
