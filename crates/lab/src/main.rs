@@ -339,14 +339,26 @@ fn demo(name: &str) -> Result<()> {
         "{}",
         kubectl_show(
             &lab,
-            &["-n", "metallb-system", "get", "ipaddresspool,l2advertisement,configurationstate"]
+            &[
+                "-n",
+                "metallb-system",
+                "get",
+                "ipaddresspool,l2advertisement,configurationstate"
+            ]
         )?
     );
     println!(
         "{}",
         kubectl_show(
             &lab,
-            &["-n", "haha", "get", "events", "--field-selector", "involvedObject.kind=Service"]
+            &[
+                "-n",
+                "haha",
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.kind=Service"
+            ]
         )?
     );
     for node in lab.topo.node_hosts() {
