@@ -225,12 +225,12 @@ async fn read_msg(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Message, Strin
     }
 }
 
-/// Plays one case; returns the NOTIFICATION received (if any) and how long after the bytes it
-/// came.
-async fn serve(
-    l: Arc<TcpListener>,
-    case: Case,
-) -> Result<(Option<NotificationMessage>, Duration), String> {
+/// What the scripted peer saw: the NOTIFICATION (if any), how long after the bytes it came, and
+/// the connection (kept open until the test has read the driver's state).
+type Outcome = (Option<NotificationMessage>, Duration, TcpStream);
+
+/// Plays one case.
+async fn serve(l: Arc<TcpListener>, case: Case) -> Result<Outcome, String> {
     let (mut s, _) = tokio::time::timeout(Duration::from_secs(15), l.accept())
         .await
         .map_err(|_| "the driver did not connect".to_string())?
@@ -261,9 +261,9 @@ async fn serve(
     let deadline = tokio::time::Instant::now() + case.wait;
     loop {
         match tokio::time::timeout_at(deadline, read_msg(&mut s, &mut buf)).await {
-            Err(_) => return Ok((None, t0.elapsed())),
+            Err(_) => return Ok((None, t0.elapsed(), s)),
             Ok(Err(e)) => return Err(format!("{e} without a NOTIFICATION")),
-            Ok(Ok(Message::Notification(n))) => return Ok((Some(n), t0.elapsed())),
+            Ok(Ok(Message::Notification(n))) => return Ok((Some(n), t0.elapsed(), s)),
             Ok(Ok(_)) => {}
         }
     }
@@ -303,7 +303,7 @@ async fn malformed_messages_from_a_scripted_peer_get_the_right_notifications() {
         let status = session.status().borrow().clone();
         let stats = session.stats();
         session.stop().await;
-        let (notification, after) = match got {
+        let (notification, after, _connection) = match got {
             Ok(x) => x,
             Err(e) => {
                 failures.push(format!("{name}: {e}"));

@@ -727,10 +727,11 @@ impl PathAttributes {
                 continue;
             }
             let a = &mut out.attributes;
-            let withdraw = (UpdateErrorAction::TreatAsWithdraw, true);
-            let discard = (UpdateErrorAction::AttributeDiscard, true);
-            let ok = (UpdateErrorAction::AttributeDiscard, false);
-            let (action, bad) = match t {
+            // The RFC 7606 verdict on this attribute: `None` when it is fine.
+            let withdraw = Some(UpdateErrorAction::TreatAsWithdraw);
+            let discard = Some(UpdateErrorAction::AttributeDiscard);
+            let ok = None;
+            let verdict = match t {
                 ORIGIN => match value {
                     [0] => {
                         a.origin = Some(Origin::Igp);
@@ -882,7 +883,7 @@ impl PathAttributes {
                 },
                 _ => ok,
             };
-            if bad {
+            if let Some(action) = verdict {
                 let subcode = match t {
                     ORIGIN => UpdateErrorSubcode::InvalidOriginAttribute,
                     AS_PATH => UpdateErrorSubcode::MalformedAsPath,
