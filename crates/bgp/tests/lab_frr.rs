@@ -249,3 +249,76 @@ async fn three_nodes_announce_to_frr_with_attributes_ecmp_and_withdraw() {
     }
     drop(runtimes);
 }
+
+/// With both families activated on one neighbor, an IPv4 session carries IPv6 prefixes (in
+/// MP_REACH_NLRI with the configured IPv6 next hop) and an IPv6 session carries IPv4 prefixes
+/// (NEXT_HOP = the configured IPv4 address).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_session_carries_both_families_when_frr_activates_them() {
+    let lab = Lab::start(LabOptions {
+        nodes: 2,
+        ..LabOptions::for_test()
+    })
+    .await
+    .expect("lab (needs root)");
+    let (n1, n2) = (lab.topo.node(1), lab.topo.node(2));
+    lab.router
+        .cli(&[
+            "configure terminal",
+            "router bgp 64512",
+            "address-family ipv6 unicast",
+            &format!("neighbor {} activate", n1.ipv4),
+            "exit-address-family",
+            "address-family ipv4 unicast",
+            &format!("neighbor {} activate", n2.ipv6),
+            "exit-address-family",
+        ])
+        .unwrap();
+    let rt1 = NetnsRuntime::new(&n1.netns);
+    let rt2 = NetnsRuntime::new(&n2.netns);
+    let mut over_v4 = ebgp_to_router(&lab, &n1);
+    over_v4.ipv6_next_hop = Some(n1.ipv6);
+    let mut over_v6 = ebgp_to_router_v6(&lab, &n2);
+    over_v6.ipv4_next_hop = Some(n2.ipv4);
+    let (_tx1, rx1) = watch::channel(routes(&[
+        ("10.0.0.160/32", RouteAttributes::default()),
+        ("fd10::160/128", RouteAttributes::default()),
+    ]));
+    let (_tx2, rx2) = watch::channel(routes(&[
+        ("10.0.0.161/32", RouteAttributes::default()),
+        ("fd10::161/128", RouteAttributes::default()),
+    ]));
+    let s1 = rt1.session(over_v4, rx1).await;
+    let s2 = rt2.session(over_v6, rx2).await;
+    for s in [&s1, &s2] {
+        let st = wait_state(s, State::Established, Duration::from_secs(30)).await;
+        assert_eq!(
+            st.negotiated.unwrap().families,
+            vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+        );
+    }
+    for (af, prefix, hop) in [
+        ("ipv4", "10.0.0.160/32", n1.ipv4.to_string()),
+        ("ipv6", "fd10::160/128", n1.ipv6.to_string()),
+        ("ipv4", "10.0.0.161/32", n2.ipv4.to_string()),
+        ("ipv6", "fd10::161/128", n2.ipv6.to_string()),
+    ] {
+        eventually(
+            &format!("{prefix} via {hop}"),
+            Duration::from_secs(10),
+            || {
+                let paths = frr_paths(&lab, af, prefix)?;
+                if path_next_hops(&paths) == vec![hop.clone()] {
+                    Ok(())
+                } else {
+                    Err(format!("{paths:?}"))
+                }
+            },
+        )
+        .await;
+    }
+    let st = s1.status().borrow().clone();
+    assert_eq!((st.announced, st.pending), (2, 0));
+    s1.stop().await;
+    s2.stop().await;
+}
