@@ -52,12 +52,13 @@
 //! # Timing and the false-positive trade-off
 //! Defaults ([`Settings::default`]): probe every 100 ms, direct `Ack` awaited 40 ms, then 3
 //! indirect probes until the end of the period, 300 ms to refute a suspicion, pending updates
-//! gossiped every 30 ms. A dead member is suspected by the first member to probe it (each member
-//! probes every other in a shuffled round robin, so within `n-1` periods, usually the first or
-//! second), declared down `suspect_to_down_after` later, and the verdict is gossiped at once.
-//! Measured on loopback with 3 members over 20 kills (no leave): p50 465 ms, p99 597 ms until
+//! gossiped every 30 ms and piggybacked at least 6 times. A dead member is suspected by the
+//! first member to probe it (each member probes every other in a shuffled round robin, so within
+//! `n-1` periods, usually the first or second), declared down `suspect_to_down_after` later, and
+//! the verdict is gossiped at once.
+//! Measured on loopback with 3 members over 20 kills (no leave): p50 466 ms, p99 615 ms until
 //! every other member dropped it; 0.085× the p50 of memberlist's LAN timings (5.5 s) run by the
-//! same code. In the lab, cutting a node's LAN link: dropped after 506 ms. Figures:
+//! same code. In the lab, cutting a node's LAN link: dropped after 506–508 ms. Figures:
 //! `docs/benchmarks.md`, section "Membership".
 //!
 //! A *false positive* needs, for one probe of a live member with per-datagram loss `p`, the
@@ -68,12 +69,12 @@
 //!
 //! | members | helpers `k` | P(probe fails) predicted | measured (30 s) | declared down wrongly |
 //! |---|---|---|---|---|
-//! | 3 | 1 | 1.8 % (≈ 0.5 suspicions/s) | 2.1 % (19 of ~900) | 0 |
+//! | 3 | 1 | 1.8 % (≈ 0.5 suspicions/s) | 2.0 % (18 of ~900) | 0 |
 //! | 5 | 3 | 0.06 % | 0.07 % (1 of ~1500) | 0 |
 //!
 //! Suspicions are refuted well inside 300 ms, so at 5 % loss no member was wrongly declared
-//! down; verdicts turn wrong only under heavy loss (measured with 3 members over 30 s: 6 at
-//! 20 %, 20 at 35 %). Each 100 ms added to `suspect_to_down_after` costs ~100 ms of detection
+//! down in that run (an earlier run, with at least 3 copies per update, had 1); verdicts turn wrong only under heavy loss (measured with 3 members over 30 s: 6 at
+//! 20 %, 17 at 35 %). Each 100 ms added to `suspect_to_down_after` costs ~100 ms of detection
 //! and buys ~3 more gossip rounds to refute in. A member wrongly declared down renews its
 //! identity ([`NodeId::generation`]) and rejoins at once: a short flap, seen as `Failed` then
 //! `Joined`.

@@ -1,18 +1,21 @@
 //! Replay protection for authenticated frames (pure, no I/O).
 //!
-//! The HMAC proves a frame came from a holder of the key, not that it is new. A recorded `Ack`
-//! or "I am alive" datagram replayed by someone on the path could keep a dead speaker looking
-//! alive (foca's probe numbers are a `u8` counter, so an old `Ack` matches a current probe 1 time
-//! in 256, and replayed messages from the dead member refresh nothing only if its incarnation
-//! moved on). Foca's incarnation rules alone therefore do not stop replays, so every frame
-//! carries the sender's timestamp (µs, strictly increasing per sender) under the tag, and a
-//! receiver accepts it only if:
+//! The HMAC proves a frame came from a holder of the key, not that it is new. Foca's
+//! incarnation rules do not make replays harmless: a recorded `Ack` from a now-dead speaker
+//! matches a current probe whenever the `u8` probe number comes round again (1 in 256), and a
+//! recorded "leave" or "X is down" of an earlier life is harmless only because the boot id
+//! moved on. Choice: every frame carries the sender's timestamp (µs, strictly increasing per
+//! sender, see [`SendClock`]) and its node name under the tag, and a receiver accepts it only
+//! if:
 //!
 //! 1. it is within `max_skew` of the receiver's clock (stale recordings are refused outright; this
 //!    asks node clocks to agree within that bound, which NTP on cluster nodes gives easily), and
 //! 2. it is newer than `highest - reorder_window` for that sender and not seen before (an
 //!    IPsec-style sliding window: UDP reordering within the window is tolerated, duplicates are
 //!    not).
+//!
+//! A frame recorded on its way to one member and replayed to another is refused by foca itself:
+//! the SWIM header names its destination identity.
 //!
 //! Residual exposure, documented: a receiver that just restarted has no window yet and accepts a
 //! replay of the last `max_skew` of traffic once; the effect is bounded to looking alive for one

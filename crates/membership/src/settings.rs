@@ -23,7 +23,8 @@ pub struct Settings {
     pub announce_interval: Duration,
     /// How long a down member is remembered (stale gossip cannot resurrect it meanwhile).
     pub remove_down_after: Duration,
-    /// Largest accepted distance between a frame's timestamp and the receiver's clock.
+    /// Largest accepted distance between a frame's timestamp and the receiver's clock: node
+    /// clocks must agree within it (a node further off is refused, counted as replayed).
     pub max_clock_skew: Duration,
     /// How far behind a sender's newest frame a reordered frame may still arrive.
     pub reorder_window: Duration,
@@ -49,10 +50,12 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// How many times an update is piggybacked: `4·log10(n+1)`, at least 3 (memberlist's rule).
+    /// How many times an update is piggybacked: memberlist's `4·log10(n+1)`, but at least 6 —
+    /// with a 300 ms suspicion, a suspicion and its refutation must not run out of copies in a
+    /// small cluster where every copy crosses the same few lossy links.
     pub fn max_transmissions(cluster_size: usize) -> NonZeroU8 {
         let n = f64::from(u32::try_from(cluster_size).unwrap_or(u32::MAX));
-        let tx = ((n + 1.0).log10() * 4.0).ceil().clamp(3.0, 255.0);
+        let tx = ((n + 1.0).log10() * 4.0).ceil().clamp(6.0, 255.0);
         // In 3..=255 after the clamp.
         NonZeroU8::new(tx as u8).unwrap_or(NonZeroU8::MAX)
     }
@@ -87,8 +90,8 @@ mod tests {
 
     #[test]
     fn transmissions_grow_with_the_cluster() {
-        assert_eq!(Settings::max_transmissions(1).get(), 3);
-        assert_eq!(Settings::max_transmissions(3).get(), 3);
+        assert_eq!(Settings::max_transmissions(1).get(), 6);
+        assert_eq!(Settings::max_transmissions(3).get(), 6);
         assert_eq!(Settings::max_transmissions(100).get(), 9);
         assert_eq!(Settings::max_transmissions(5000).get(), 15);
     }
