@@ -58,7 +58,7 @@
 //! the verdict is gossiped at once.
 //! Measured on loopback with 3 members over 20 kills (no leave): p50 466 ms, p99 615 ms until
 //! every other member dropped it; 0.085× the p50 of memberlist's LAN timings (5.5 s) run by the
-//! same code. In the lab, cutting a node's LAN link: dropped after 506–508 ms. Figures:
+//! same code. In the lab, cutting a node's LAN link: dropped after 506–561 ms (3 runs). Figures:
 //! `docs/benchmarks.md`, section "Membership".
 //!
 //! A *false positive* needs, for one probe of a live member with per-datagram loss `p`, the
