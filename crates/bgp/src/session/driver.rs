@@ -408,6 +408,8 @@ impl Driver {
                 self.publish();
             }
             Action::ResendRoutes(_) => {
+                // The whole table, every family: a peer replaces what it has, so resending
+                // more than asked is harmless and keeps one code path.
                 self.rib.clear();
                 self.send_delta().await;
             }
