@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Assigns addresses to LoadBalancer Services and serves the admission webhook.
     Controller(controller::Args),
+    /// Announces Service addresses from this node (Layer 2: ARP/NDP).
+    Speaker(ironlb_speaker::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Controller(args) => controller::run(args).await,
+            Command::Speaker(args) => ironlb_speaker::run(args).await,
         }
     });
     match result {

@@ -19,6 +19,7 @@ pub mod pki;
 pub mod proc;
 pub mod progress;
 pub mod router;
+pub mod speakers;
 
 use anyhow::{Context, Result, bail};
 pub use controlplane::ControlPlane;

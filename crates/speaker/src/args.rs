@@ -1,0 +1,70 @@
+//! `ironlb speaker` flags: MetalLB's speaker flags and environment variables, plus a few of
+//! ironlb's own.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// `ironlb speaker` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The node this speaker runs on.
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    pub node_name: String,
+    /// This speaker's Pod (owner of its ServiceL2Status objects, Event instance).
+    #[arg(long, env = "METALLB_POD_NAME")]
+    pub pod_name: Option<String>,
+    /// The namespace ironlb runs in and reads its configuration from.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = ironlb_api::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Membership: the address to bind (default: the node's first InternalIP).
+    #[arg(long, env = "METALLB_ML_BIND_ADDR")]
+    pub ml_bindaddr: Option<IpAddr>,
+    /// Membership: the UDP port.
+    #[arg(long, env = "METALLB_ML_BIND_PORT", default_value_t = 7946)]
+    pub ml_bindport: u16,
+    /// Membership: label selector of the speaker Pods (who should be a member; default: every
+    /// Node at its InternalIP).
+    #[arg(long, env = "METALLB_ML_LABELS")]
+    pub ml_labels: Option<String>,
+    /// Membership: the mounted `memberlist` Secret (a directory holding `secretkey`, or the key
+    /// file itself). Without it there is no membership: every Node counts as live (MetalLB
+    /// without memberlist).
+    #[arg(long, env = "METALLB_ML_SECRET_KEY_PATH")]
+    pub ml_secret_key_path: Option<PathBuf>,
+    /// Handle only Services with this spec.loadBalancerClass (default: only Services without one).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Ignore the node.kubernetes.io/exclude-from-external-load-balancers label.
+    #[arg(long)]
+    pub ignore_exclude_lb: bool,
+    /// Address to serve /metrics on.
+    #[arg(long, env = "METALLB_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to serve /metrics (and /healthz) on.
+    #[arg(long, env = "METALLB_ML_PORT", default_value_t = 7472)]
+    pub port: u16,
+    /// Log level: all, debug, info, warn, error, none.
+    #[arg(long, env = "METALLB_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log as JSON lines (MetalLB's format) instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+    /// Interfaces never to answer on, in addition to MetalLB's defaults (docker*, veth*,
+    /// kube-ipvs*, ...): comma-separated exact names or prefixes written `name*`.
+    #[arg(long, value_delimiter = ',')]
+    pub interfaces_exclude: Vec<String>,
+    /// Gratuitous ARP / unsolicited NA frames sent on gaining an address (the first at once).
+    #[arg(long, default_value_t = 5)]
+    pub gratuitous_count: u32,
+    /// Milliseconds between gratuitous announcements.
+    #[arg(long, default_value_t = 1100)]
+    pub gratuitous_interval_ms: u64,
+    /// At start, how long to wait for the other members before announcing anything (ends early
+    /// once every desired member is live). Keeps a restarted speaker from claiming addresses
+    /// that live peers own.
+    #[arg(long, default_value_t = 1500)]
+    pub join_wait_ms: u64,
+    /// The kubeconfig to use (default: in-cluster or $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}

@@ -1,0 +1,776 @@
+//! The wiring: watches, membership, responder, status writer, events, metrics, HTTP.
+
+use crate::args::Args;
+use crate::metrics::{AnnouncedLabels, SpeakerMetrics, render};
+use crate::state::{Owned, SliceInfo, SpeakerState, announcements, node_info};
+use crate::status::{DesiredStatuses, StatusWriter};
+use anyhow::{Context as _, Result};
+use futures::StreamExt;
+use ironlb_api::v1beta1::ConfigurationResult;
+use ironlb_config::{Context, Features};
+use ironlb_k8s::events::{EventSink, Kind, Pending, service_reference};
+use ironlb_k8s::stores::STORE_COUNT;
+use ironlb_k8s::{Change, ConfigStores, ServiceInfo};
+use ironlb_l2::owner::Settings;
+use ironlb_l2::responder::{self, Announcements, Conflict, ResponderConfig};
+use ironlb_membership::{DesiredMembers, Membership, MembershipConfig};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// The Event reporter MetalLB's speaker uses.
+const REPORTER: &str = "metallb-speaker";
+/// The `protocol` of MetalLB's `nodeAssigned` Event and `metallb_speaker_announced`.
+const PROTOCOL: &str = "layer2";
+
+fn init_logging(args: &Args) {
+    let level = match args.log_level.as_str() {
+        "all" | "debug" => "debug",
+        "warn" => "warn",
+        "error" => "error",
+        "none" => "off",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},kube=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if args.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn client(kubeconfig: Option<&Path>) -> Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Reads the memberlist key: `path` is the mounted Secret (a directory with `secretkey`) or the
+/// key file itself.
+fn read_key(path: &Path) -> Result<Vec<u8>> {
+    let file = if path.is_dir() {
+        path.join("secretkey")
+    } else {
+        path.to_path_buf()
+    };
+    let key = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let trimmed: Vec<u8> = key.strip_suffix(b"\n").map(<[u8]>::to_vec).unwrap_or(key);
+    anyhow::ensure!(!trimmed.is_empty(), "{} is empty", file.display());
+    Ok(trimmed)
+}
+
+/// The InternalIPs of a Node, in order.
+fn internal_ips(node: &Node) -> Vec<IpAddr> {
+    node.status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
+}
+
+async fn serve_http(
+    args: &Args,
+    metrics: SpeakerMetrics,
+) -> Result<impl Future<Output = Result<()>>> {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let text = render(&metrics);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("binding metrics port {}:{}", args.host, args.port))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving metrics");
+    Ok(async move {
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// The speaker Pod as an owner reference, if `--pod-name` names an existing Pod.
+async fn pod_owner(client: &Client, args: &Args) -> Option<OwnerReference> {
+    let name = args.pod_name.as_ref()?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &args.namespace);
+    match pods.get_opt(name).await {
+        Ok(Some(pod)) => Some(OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: name.clone(),
+            uid: pod.metadata.uid?,
+            ..Default::default()
+        }),
+        Ok(None) => {
+            tracing::warn!(pod = %name, "speaker Pod not found: ServiceL2Status objects get no owner");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(pod = %name, error = %e, "cannot read the speaker Pod");
+            None
+        }
+    }
+}
+
+/// Keeps `tx` equal to who should be a member: the speaker Pods matching `--ml-labels` (their
+/// node and Pod IP), or else every Node at its InternalIP, in the family of `bind`.
+fn spawn_desired_members(
+    client: Client,
+    args: &Args,
+    bind: SocketAddr,
+    tx: watch::Sender<DesiredMembers>,
+) {
+    let port = args.ml_bindport;
+    let v4 = bind.is_ipv4();
+    let pick = move |ips: Vec<IpAddr>| ips.into_iter().find(|ip| ip.is_ipv4() == v4);
+    match args.ml_labels.clone() {
+        Some(labels) => {
+            let api: Api<Pod> = Api::namespaced(client, &args.namespace);
+            let (store, writer) = reflector::store();
+            let stream = reflector(
+                writer,
+                watcher(api, watcher::Config::default().labels(&labels)),
+            )
+            .default_backoff();
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(ev) = stream.next().await {
+                    if let Err(e) = ev {
+                        tracing::warn!(error = %e, "speaker pod watch");
+                        continue;
+                    }
+                    let mut want = DesiredMembers::new();
+                    for pod in store.state() {
+                        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+                            continue;
+                        };
+                        let status = pod.status.clone().unwrap_or_default();
+                        if pod.metadata.deletion_timestamp.is_some()
+                            || status.phase.as_deref() != Some("Running")
+                        {
+                            continue;
+                        }
+                        let ips: Vec<IpAddr> = status
+                            .pod_ips
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|p| p.ip.parse().ok())
+                            .chain(status.pod_ip.and_then(|p| p.parse().ok()))
+                            .collect();
+                        if let Some(ip) = pick(ips) {
+                            want.insert(node, SocketAddr::new(ip, port));
+                        }
+                    }
+                    tx.send_if_modified(|cur| {
+                        let changed = *cur != want;
+                        *cur = want;
+                        changed
+                    });
+                }
+            });
+        }
+        None => {
+            let api: Api<Node> = Api::all(client);
+            let (store, writer) = reflector::store();
+            let stream =
+                reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(ev) = stream.next().await {
+                    if let Err(e) = ev {
+                        tracing::warn!(error = %e, "node watch (membership)");
+                        continue;
+                    }
+                    let want: DesiredMembers = store
+                        .state()
+                        .iter()
+                        .filter_map(|n| {
+                            let name = n.metadata.name.clone()?;
+                            Some((name, SocketAddr::new(pick(internal_ips(n))?, port)))
+                        })
+                        .collect();
+                    tx.send_if_modified(|cur| {
+                        let changed = *cur != want;
+                        *cur = want;
+                        changed
+                    });
+                }
+            });
+        }
+    }
+}
+
+/// The interfaces the responder uses now (eligible by its rules).
+fn eligible_interfaces(config: &ResponderConfig) -> Vec<String> {
+    match ironlb_sys::link::interfaces() {
+        Ok(list) => list
+            .iter()
+            .filter(|i| responder::eligible(i, config).is_ok())
+            .map(|i| i.name.clone())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "listing interfaces");
+            Vec::new()
+        }
+    }
+}
+
+/// Runs the speaker until SIGTERM / Ctrl-C; on SIGTERM it leaves the membership gracefully.
+pub async fn run(args: Args) -> Result<()> {
+    init_logging(&args);
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let metrics = SpeakerMetrics::new();
+    let http = serve_http(&args, metrics.clone()).await?;
+    let owner = pod_owner(&client, &args).await;
+
+    // Membership (only with a key).
+    let membership = match &args.ml_secret_key_path {
+        Some(path) => {
+            let secret = read_key(path)?;
+            let bind_ip = match args.ml_bindaddr {
+                Some(ip) => ip,
+                None => {
+                    let nodes: Api<Node> = Api::all(client.clone());
+                    let node = nodes
+                        .get(&args.node_name)
+                        .await
+                        .with_context(|| format!("reading Node {}", args.node_name))?;
+                    *internal_ips(&node)
+                        .first()
+                        .context("the Node has no InternalIP: pass --ml-bindaddr")?
+                }
+            };
+            let bind = SocketAddr::new(bind_ip, args.ml_bindport);
+            let (desired_tx, desired_rx) = watch::channel(DesiredMembers::new());
+            spawn_desired_members(client.clone(), &args, bind, desired_tx);
+            let m = Membership::start(
+                MembershipConfig {
+                    node_name: args.node_name.clone(),
+                    bind,
+                    secret,
+                    settings: Default::default(),
+                },
+                desired_rx.clone(),
+            )
+            .await?;
+            tracing::info!(%bind, "membership started");
+            Some((m, desired_rx))
+        }
+        None => {
+            tracing::info!("no --ml-secret-key-path: no membership, every Node counts as live");
+            None
+        }
+    };
+
+    // Responder.
+    let mut rconfig = ResponderConfig {
+        gratuitous_count: args.gratuitous_count,
+        gratuitous_interval: Duration::from_millis(args.gratuitous_interval_ms),
+        ..ResponderConfig::default()
+    };
+    rconfig.exclude_interfaces.extend(
+        args.interfaces_exclude
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned(),
+    );
+    let (ann_tx, ann_rx) = watch::channel(Announcements::new());
+    let (conflict_tx, conflict_rx) = mpsc::channel(256);
+    {
+        let rconfig = rconfig.clone();
+        let counters = metrics.responder.clone();
+        tokio::spawn(async move {
+            if let Err(e) = responder::run(rconfig, ann_rx, counters, conflict_tx).await {
+                tracing::error!(error = %e, "responder stopped");
+            }
+        });
+    }
+
+    // ServiceL2Status writer.
+    let (status_tx, status_rx) = watch::channel(DesiredStatuses::new());
+    tokio::spawn(
+        StatusWriter {
+            client: client.clone(),
+            namespace: args.namespace.clone(),
+            node: args.node_name.clone(),
+            owner,
+            metrics: metrics.k8s.clone(),
+        }
+        .run(status_rx),
+    );
+
+    let events = EventSink::spawn(client.clone(), REPORTER, 10_000, 4);
+    let (live, desired, membership) = match membership {
+        Some((m, d)) => (Some(m.live()), Some(d), Some(m)),
+        None => (None, None, None),
+    };
+    let speaker = Speaker {
+        client: client.clone(),
+        args: args.clone(),
+        metrics: metrics.clone(),
+        rconfig,
+        events,
+        ann_tx,
+        status_tx,
+        state: SpeakerState::new(
+            &args.node_name,
+            args.lb_class.clone(),
+            Settings {
+                ignore_exclude_lb: args.ignore_exclude_lb,
+            },
+        ),
+        owned: BTreeMap::new(),
+        failed_reported: HashSet::new(),
+    };
+    let membership_stats = metrics.membership.clone();
+    let main = speaker.run(
+        live,
+        desired,
+        conflict_rx,
+        membership.as_ref(),
+        membership_stats,
+    );
+    tokio::select! {
+        r = main => r?,
+        r = http => r?,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            if let Some(m) = membership {
+                // Peers drop us at once instead of probing us dead.
+                let _ = tokio::time::timeout(Duration::from_secs(1), m.leave()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Speaker {
+    client: Client,
+    args: Args,
+    metrics: SpeakerMetrics,
+    rconfig: ResponderConfig,
+    events: EventSink,
+    ann_tx: watch::Sender<Announcements>,
+    status_tx: watch::Sender<DesiredStatuses>,
+    state: SpeakerState,
+    owned: BTreeMap<String, Owned>,
+    failed_reported: HashSet<String>,
+}
+
+/// Relist bookkeeping for one watched kind: keys seen during a re-list.
+type Relist = Option<BTreeSet<String>>;
+
+impl Speaker {
+    #[allow(clippy::too_many_lines)]
+    async fn run(
+        mut self,
+        mut live: Option<watch::Receiver<BTreeSet<String>>>,
+        desired: Option<watch::Receiver<DesiredMembers>>,
+        mut conflicts: mpsc::Receiver<Conflict>,
+        membership: Option<&Membership>,
+        membership_stats: std::sync::Arc<std::sync::Mutex<Option<ironlb_membership::Stats>>>,
+    ) -> Result<()> {
+        let (tx, mut changes) = mpsc::channel(4096);
+        let stores = ConfigStores::spawn(&self.client, &self.args.namespace, tx);
+        let ctx = Context {
+            namespace: self.args.namespace.clone(),
+            features: Features::default(),
+        };
+        let mut services = std::pin::pin!(
+            watcher(
+                Api::<Service>::all(self.client.clone()),
+                watcher::Config::default().page_size(500)
+            )
+            .default_backoff()
+        );
+        let mut slices = std::pin::pin!(
+            watcher(
+                Api::<EndpointSlice>::all(self.client.clone()),
+                watcher::Config::default().page_size(500)
+            )
+            .default_backoff()
+        );
+        let mut nodes = std::pin::pin!(
+            watcher(
+                Api::<Node>::all(self.client.clone()),
+                watcher::Config::default()
+            )
+            .default_backoff()
+        );
+        let mut synced_stores: HashSet<&'static str> = HashSet::new();
+        let (mut svc_synced, mut slices_synced, mut nodes_synced) = (false, false, false);
+        let (mut svc_relist, mut slice_relist, mut node_relist): (Relist, Relist, Relist) =
+            (None, None, None);
+        let mut config_dirty = true;
+        let mut last_verdict: Option<(bool, String)> = None;
+        let join_deadline = Instant::now() + Duration::from_millis(self.args.join_wait_ms);
+        let mut joined = live.is_none();
+        let mut ready = false;
+        let mut dirty = false;
+        let mut tick = tokio::time::interval(Duration::from_millis(25));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+        if let Some(l) = live.as_mut() {
+            self.state.set_live(Some(l.borrow_and_update().clone()));
+        }
+
+        loop {
+            // Membership changes are applied at once: they are what failover waits for.
+            let mut urgent = false;
+            tokio::select! {
+                ev = services.next() => match ev {
+                    Some(Ok(watcher::Event::Init)) => svc_relist = Some(BTreeSet::new()),
+                    Some(Ok(watcher::Event::InitApply(svc))) => {
+                        let info = ServiceInfo::from_service(&svc);
+                        if let Some(seen) = svc_relist.as_mut() { seen.insert(info.key.to_string()); }
+                        self.state.upsert_service(info);
+                    }
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        if let Some(seen) = svc_relist.take() {
+                            for key in self.state.service_keys() {
+                                if !seen.contains(&key) { self.state.remove_service(&key); }
+                            }
+                        }
+                        svc_synced = true;
+                        dirty = true;
+                    }
+                    Some(Ok(watcher::Event::Apply(svc))) => {
+                        self.state.upsert_service(ServiceInfo::from_service(&svc));
+                        dirty = true;
+                    }
+                    Some(Ok(watcher::Event::Delete(svc))) => {
+                        self.state.remove_service(&ServiceInfo::from_service(&svc).key.to_string());
+                        dirty = true;
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "service watch failed; retrying"),
+                    None => anyhow::bail!("service watch ended"),
+                },
+                ev = slices.next() => match ev {
+                    Some(Ok(watcher::Event::Init)) => slice_relist = Some(BTreeSet::new()),
+                    Some(Ok(watcher::Event::InitApply(s))) => {
+                        if let Some((key, info)) = SliceInfo::from_slice(&s) {
+                            if let Some(seen) = slice_relist.as_mut() { seen.insert(key.clone()); }
+                            self.state.upsert_slice(&key, info);
+                        }
+                    }
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        if let Some(seen) = slice_relist.take() {
+                            self.state.retain_slices(|k| seen.contains(k));
+                        }
+                        slices_synced = true;
+                        dirty = true;
+                    }
+                    Some(Ok(watcher::Event::Apply(s))) => {
+                        if let Some((key, info)) = SliceInfo::from_slice(&s) {
+                            self.state.upsert_slice(&key, info);
+                            dirty = true;
+                        }
+                    }
+                    Some(Ok(watcher::Event::Delete(s))) => {
+                        let key = format!(
+                            "{}/{}",
+                            s.metadata.namespace.clone().unwrap_or_default(),
+                            s.metadata.name.clone().unwrap_or_default()
+                        );
+                        self.state.remove_slice(&key);
+                        dirty = true;
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "endpointslice watch failed; retrying"),
+                    None => anyhow::bail!("endpointslice watch ended"),
+                },
+                ev = nodes.next() => match ev {
+                    Some(Ok(watcher::Event::Init)) => node_relist = Some(BTreeSet::new()),
+                    Some(Ok(watcher::Event::InitApply(n))) => {
+                        let name = n.metadata.name.clone().unwrap_or_default();
+                        if let Some(seen) = node_relist.as_mut() { seen.insert(name.clone()); }
+                        self.state.upsert_node(&name, node_info(&n));
+                    }
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        if let Some(seen) = node_relist.take() {
+                            self.state.retain_nodes(|n| seen.contains(n));
+                        }
+                        nodes_synced = true;
+                        dirty = true;
+                    }
+                    Some(Ok(watcher::Event::Apply(n))) => {
+                        let name = n.metadata.name.clone().unwrap_or_default();
+                        self.state.upsert_node(&name, node_info(&n));
+                        dirty = true;
+                    }
+                    Some(Ok(watcher::Event::Delete(n))) => {
+                        self.state.remove_node(&n.metadata.name.clone().unwrap_or_default());
+                        dirty = true;
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "node watch failed; retrying"),
+                    None => anyhow::bail!("node watch ended"),
+                },
+                ch = changes.recv() => match ch {
+                    Some(Change::Synced(kind)) => { synced_stores.insert(kind); }
+                    Some(Change::Config) => config_dirty = true,
+                    Some(_) => {}
+                    None => anyhow::bail!("configuration watches ended"),
+                },
+                changed = async { match live.as_mut() { Some(l) => l.changed().await, None => futures::future::pending().await } } => {
+                    if changed.is_err() { anyhow::bail!("membership stopped"); }
+                    if let Some(l) = live.as_mut() {
+                        let set = l.borrow_and_update().clone();
+                        tracing::info!(live = ?set, "live speakers changed");
+                        self.state.set_live(Some(set));
+                    }
+                    urgent = true;
+                    dirty = true;
+                }
+                Some(c) = conflicts.recv() => self.report_conflict(&c),
+                _ = stats_tick.tick() => {
+                    if let (Some(m), Ok(mut s)) = (membership, membership_stats.lock()) {
+                        *s = Some(m.stats());
+                    }
+                }
+                _ = tick.tick() => {
+                    if config_dirty && synced_stores.len() == STORE_COUNT {
+                        config_dirty = false;
+                        match ironlb_config::build(&stores.objects(), &ctx) {
+                            Ok(config) => {
+                                self.metrics.k8s.config_loaded.set(1);
+                                self.metrics.k8s.config_stale.set(0);
+                                self.report_config((true, String::new()), &mut last_verdict);
+                                if self.state.config() != Some(&config) {
+                                    self.state.set_config(config);
+                                    dirty = true;
+                                }
+                            }
+                            Err(errors) => {
+                                let summary = ironlb_k8s::status::error_summary(&errors);
+                                tracing::error!(errors = %summary, "invalid configuration; keeping the last good one");
+                                if self.state.config().is_some() { self.metrics.k8s.config_stale.set(1); }
+                                self.report_config((false, summary), &mut last_verdict);
+                            }
+                        }
+                    }
+                    if !joined {
+                        let all_live = match (&live, &desired) {
+                            (Some(l), Some(d)) => {
+                                let l = l.borrow();
+                                let d = d.borrow();
+                                !d.is_empty() && d.keys().all(|n| l.contains(n))
+                            }
+                            _ => true,
+                        };
+                        if all_live || Instant::now() >= join_deadline {
+                            joined = true;
+                            dirty = true;
+                            tracing::info!(all_live, "membership joined");
+                        }
+                    }
+                    if !ready && joined && svc_synced && slices_synced && nodes_synced
+                        && self.state.config().is_some()
+                    {
+                        ready = true;
+                        dirty = true;
+                        tracing::info!("synced: announcing");
+                    }
+                    urgent = dirty;
+                }
+            }
+            if ready && urgent && dirty {
+                dirty = false;
+                self.publish();
+            }
+        }
+    }
+
+    /// Computes what this node owns and hands the differences to the responder, the status
+    /// writer, the metrics and the Event sink.
+    fn publish(&mut self) {
+        let owned = self.state.owned();
+        if owned != self.owned {
+            let ann = announcements(&owned);
+            self.ann_tx.send_if_modified(|cur| {
+                let changed = *cur != ann;
+                *cur = ann;
+                changed
+            });
+            let eligible = eligible_interfaces(&self.rconfig);
+            let node = self.args.node_name.clone();
+            for (key, o) in &self.owned {
+                if owned.get(key).map(|n| &n.ips) != Some(&o.ips) {
+                    for ip in &o.ips {
+                        self.metrics.announced.remove(&AnnouncedLabels {
+                            service: key.clone(),
+                            protocol: PROTOCOL.into(),
+                            node: node.clone(),
+                            ip: ip.to_string(),
+                        });
+                    }
+                    tracing::info!(service = %key, "stopped announcing");
+                }
+            }
+            let mut statuses = DesiredStatuses::new();
+            for (key, o) in &owned {
+                let on: Vec<String> = eligible
+                    .iter()
+                    .filter(|i| o.interfaces.is_empty() || o.interfaces.contains(i))
+                    .cloned()
+                    .collect();
+                let gained = self.owned.get(key).map(|p| &p.ips) != Some(&o.ips);
+                if gained {
+                    for ip in &o.ips {
+                        self.metrics
+                            .announced
+                            .get_or_create(&AnnouncedLabels {
+                                service: key.clone(),
+                                protocol: PROTOCOL.into(),
+                                node: node.clone(),
+                                ip: ip.to_string(),
+                            })
+                            .set(1);
+                    }
+                    let (ns, name) = key.split_once('/').unwrap_or(("", key));
+                    tracing::info!(service = %key, ips = ?o.ips, interfaces = ?on, "announcing");
+                    if on.is_empty() {
+                        self.events.publish(Pending {
+                            regarding: service_reference(ns, name, &o.uid),
+                            type_: Kind::Warning,
+                            reason: "announceFailed",
+                            note: format!(
+                                "node {node:?} owns the address but has no usable interface among {:?}",
+                                o.interfaces
+                            ),
+                        });
+                    } else {
+                        self.events.publish(Pending {
+                            regarding: service_reference(ns, name, &o.uid),
+                            type_: Kind::Normal,
+                            reason: "nodeAssigned",
+                            note: format!(
+                                "announcing from node {node:?} with protocol {PROTOCOL:?}"
+                            ),
+                        });
+                    }
+                }
+                statuses.insert(key.clone(), on);
+            }
+            self.status_tx.send_replace(statuses);
+            self.owned = owned;
+        }
+        self.report_unannounceable();
+    }
+
+    /// `announceFailed` once per Service whose address lies in no pool.
+    fn report_unannounceable(&mut self) {
+        let mut now_failed = HashSet::new();
+        for key in self.state.service_keys() {
+            let bad = self.state.unannounceable(&key);
+            if bad.is_empty() {
+                continue;
+            }
+            if !self.failed_reported.contains(&key) {
+                let (ns, name) = key.split_once('/').unwrap_or(("", &key));
+                tracing::warn!(service = %key, ips = ?bad, "addresses in no pool: not announced");
+                self.events.publish(Pending {
+                    regarding: service_reference(ns, name, ""),
+                    type_: Kind::Warning,
+                    reason: "announceFailed",
+                    note: format!("addresses {bad:?} are in no IPAddressPool: not announced"),
+                });
+            }
+            now_failed.insert(key);
+        }
+        self.failed_reported = now_failed;
+    }
+
+    fn report_conflict(&self, c: &Conflict) {
+        self.metrics.conflict(c.ip);
+        let holders: Vec<(&String, &Owned)> = self
+            .owned
+            .iter()
+            .filter(|(_, o)| o.ips.contains(&c.ip))
+            .collect();
+        tracing::warn!(ip = %c.ip, mac = %c.mac, interface = %c.interface, services = ?holders.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            "address conflict: another host claims an address this node announces; not fighting over it");
+        for (key, o) in holders {
+            let (ns, name) = key.split_once('/').unwrap_or(("", key));
+            self.events.publish(Pending {
+                regarding: service_reference(ns, name, &o.uid),
+                type_: Kind::Warning,
+                reason: "addressConflict",
+                note: format!(
+                    "another host ({}) answers for {} on {} of node {:?}",
+                    c.mac, c.ip, c.interface, self.args.node_name
+                ),
+            });
+        }
+    }
+
+    fn report_config(&self, verdict: (bool, String), last: &mut Option<(bool, String)>) {
+        if last.as_ref() == Some(&verdict) {
+            return;
+        }
+        *last = Some(verdict.clone());
+        let client = self.client.clone();
+        let ns = self.args.namespace.clone();
+        let name = format!("speaker-{}", self.args.node_name);
+        tokio::spawn(async move {
+            let (valid, summary) = verdict;
+            let result = if valid {
+                ConfigurationResult::Valid
+            } else {
+                ConfigurationResult::Invalid
+            };
+            let summary = (!summary.is_empty()).then_some(summary);
+            if let Err(e) =
+                ironlb_k8s::status::write_configuration_state(&client, &ns, &name, result, summary)
+                    .await
+            {
+                tracing::warn!(error = %e, "cannot write ConfigurationState");
+            }
+        });
+    }
+}

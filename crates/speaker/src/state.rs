@@ -1,0 +1,407 @@
+//! What this speaker announces, as a pure function of what Kubernetes and membership say.
+//!
+//! ```text
+//!   Services (ironlb_k8s::ServiceInfo) --+
+//!   EndpointSlices (SliceInfo) ----------+--> l2::ServiceInfo (pool from the first address) --+
+//!   Config (pools, L2Advertisements) ----+                                                  |
+//!   Node objects (NodeInfo) ----+                                                           v
+//!   live members (or None) -----+--> effective nodes = Nodes ∩ live ------------>  l2::OwnerIndex
+//!                                                                                           |
+//!                      owned() / announcements(): the Services and addresses THIS node owns <-'
+//! ```
+//!
+//! No I/O: the runtime feeds events in and reads decisions out, tests do the same by hand.
+//! The owner itself is always [`ironlb_l2::select_owner`]'s answer (the index is property-tested
+//! equal to it); this module only decides what goes *into* it.
+
+use ironlb_allocator::AddressRange;
+use ironlb_config::{Config, L2Advertisement, Pool};
+use ironlb_l2::owner::{Decision, NodeInfo, OwnerIndex, Settings, applying_advertisements};
+use ironlb_l2::responder::{Announce, Announcements};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+/// What one EndpointSlice says about its Service's endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SliceInfo {
+    /// The Service it belongs to (`namespace/name`, from `kubernetes.io/service-name`).
+    pub service: String,
+    /// Some endpoint is usable (ready unset or true, or serving).
+    pub any_serving: bool,
+    /// Nodes hosting a usable endpoint.
+    pub serving_nodes: BTreeSet<String>,
+}
+
+impl SliceInfo {
+    /// Reads a slice; `None` when it names no Service.
+    pub fn from_slice(slice: &EndpointSlice) -> Option<(String, SliceInfo)> {
+        let ns = slice.metadata.namespace.clone().unwrap_or_default();
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        let service = slice
+            .metadata
+            .labels
+            .as_ref()?
+            .get("kubernetes.io/service-name")?
+            .clone();
+        let mut info = SliceInfo {
+            service: format!("{ns}/{service}"),
+            ..Default::default()
+        };
+        for ep in &slice.endpoints {
+            let c = ep.conditions.clone().unwrap_or_default();
+            // MetalLB: usable when ready is unset or true, or when serving.
+            let usable = c.ready.unwrap_or(true) || c.serving == Some(true);
+            if !usable {
+                continue;
+            }
+            info.any_serving = true;
+            if let Some(node) = &ep.node_name {
+                info.serving_nodes.insert(node.clone());
+            }
+        }
+        Some((format!("{ns}/{name}"), info))
+    }
+}
+
+/// The node label and condition view owner selection needs.
+pub fn node_info(node: &Node) -> NodeInfo {
+    NodeInfo {
+        labels: node.metadata.labels.clone().unwrap_or_default(),
+        network_unavailable: node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+            }),
+    }
+}
+
+fn range_contains(range: &AddressRange, ip: IpAddr) -> bool {
+    match range {
+        AddressRange::Cidr(net) => net.contains(&ip),
+        AddressRange::Range { start, end } => {
+            start.is_ipv4() == ip.is_ipv4() && *start <= ip && ip <= *end
+        }
+    }
+}
+
+/// The pool whose ranges contain `ip` (MetalLB's speaker finds the pool by address, not by the
+/// annotation).
+pub fn pool_of(pools: &[Pool], ip: IpAddr) -> Option<&str> {
+    pools
+        .iter()
+        .find(|p| p.ranges.iter().any(|r| range_contains(r, ip)))
+        .map(|p| p.name.as_str())
+}
+
+/// The interfaces `svc` is announced on from a node with `node_labels`: the union of the
+/// `interfaces` of the applying advertisements that select the node; empty (= every eligible
+/// interface) as soon as one of them names none.
+pub fn interfaces_for(
+    svc: &ironlb_l2::ServiceInfo,
+    ads: &[L2Advertisement],
+    node_labels: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut names = BTreeSet::new();
+    for ad in applying_advertisements(svc, ads) {
+        let selects = ad.node_selectors.is_empty()
+            || ad.node_selectors.iter().any(|s| s.matches(node_labels));
+        if !selects {
+            continue;
+        }
+        if ad.interfaces.is_empty() {
+            return Vec::new();
+        }
+        names.extend(ad.interfaces.iter().cloned());
+    }
+    names.into_iter().collect()
+}
+
+/// A Service this node announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// Its addresses (`status.loadBalancer.ingress`).
+    pub ips: Vec<IpAddr>,
+    /// Interfaces to announce on (empty: all eligible).
+    pub interfaces: Vec<String>,
+    /// The Service's uid (for Events).
+    pub uid: String,
+}
+
+/// The speaker's view of the cluster and its decisions.
+#[derive(Debug, Clone)]
+pub struct SpeakerState {
+    node: String,
+    lb_class: Option<String>,
+    config: Option<Config>,
+    services: HashMap<String, ironlb_k8s::ServiceInfo>,
+    slices: HashMap<String, SliceInfo>,
+    /// Service key -> slice keys.
+    slices_of: HashMap<String, BTreeSet<String>>,
+    nodes: BTreeMap<String, NodeInfo>,
+    live: Option<BTreeSet<String>>,
+    index: OwnerIndex,
+}
+
+impl SpeakerState {
+    /// The state of the speaker on `node`, for Services of `lb_class`.
+    pub fn new(node: &str, lb_class: Option<String>, settings: Settings) -> Self {
+        SpeakerState {
+            node: node.to_string(),
+            lb_class,
+            config: None,
+            services: HashMap::new(),
+            slices: HashMap::new(),
+            slices_of: HashMap::new(),
+            nodes: BTreeMap::new(),
+            live: None,
+            index: OwnerIndex::new(Vec::new(), settings),
+        }
+    }
+
+    /// This speaker's node.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> Option<&Config> {
+        self.config.as_ref()
+    }
+
+    /// Replaces the configuration; recomputes every Service (pools may have moved).
+    pub fn set_config(&mut self, config: Config) {
+        let settings = self.index.settings();
+        self.index
+            .set_config(config.l2_advertisements.clone(), settings);
+        self.config = Some(config);
+        let keys: Vec<String> = self.services.keys().cloned().collect();
+        for key in keys {
+            self.refresh_service(&key);
+        }
+    }
+
+    /// A Service was added or changed.
+    pub fn upsert_service(&mut self, info: ironlb_k8s::ServiceInfo) {
+        let key = info.key.to_string();
+        if info.is_ours(self.lb_class.as_deref()) && !info.status_ips.is_empty() {
+            self.services.insert(key.clone(), info);
+        } else {
+            self.services.remove(&key);
+        }
+        self.refresh_service(&key);
+    }
+
+    /// A Service was deleted.
+    pub fn remove_service(&mut self, key: &str) {
+        self.services.remove(key);
+        self.index.remove_service(key);
+    }
+
+    /// Every Service key known (ours, with addresses).
+    pub fn service_keys(&self) -> Vec<String> {
+        self.services.keys().cloned().collect()
+    }
+
+    /// An EndpointSlice was added or changed.
+    pub fn upsert_slice(&mut self, slice_key: &str, info: SliceInfo) {
+        let service = info.service.clone();
+        if let Some(old) = self.slices.insert(slice_key.to_string(), info)
+            && old.service != service
+        {
+            self.unlink_slice(&old.service, slice_key);
+        }
+        self.slices_of
+            .entry(service.clone())
+            .or_default()
+            .insert(slice_key.to_string());
+        self.refresh_service(&service);
+    }
+
+    /// An EndpointSlice was deleted.
+    pub fn remove_slice(&mut self, slice_key: &str) {
+        if let Some(old) = self.slices.remove(slice_key) {
+            self.unlink_slice(&old.service, slice_key);
+            self.refresh_service(&old.service);
+        }
+    }
+
+    fn unlink_slice(&mut self, service: &str, slice_key: &str) {
+        if let Some(set) = self.slices_of.get_mut(service) {
+            set.remove(slice_key);
+            if set.is_empty() {
+                self.slices_of.remove(service);
+            }
+        }
+    }
+
+    /// Forgets every slice whose key fails `keep` (after a re-list).
+    pub fn retain_slices(&mut self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = self.slices.keys().filter(|k| !keep(k)).cloned().collect();
+        for k in gone {
+            self.remove_slice(&k);
+        }
+    }
+
+    /// Forgets every Node whose name fails `keep` (after a re-list).
+    pub fn retain_nodes(&mut self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = self.nodes.keys().filter(|k| !keep(k)).cloned().collect();
+        for n in gone {
+            self.remove_node(&n);
+        }
+    }
+
+    /// A Node object was added or changed.
+    pub fn upsert_node(&mut self, name: &str, info: NodeInfo) {
+        self.nodes.insert(name.to_string(), info);
+        self.sync_node(name);
+    }
+
+    /// A Node object was deleted.
+    pub fn remove_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+        self.sync_node(name);
+    }
+
+    /// The live speakers (`None`: no membership, every Node counts as live, as MetalLB without
+    /// memberlist).
+    pub fn set_live(&mut self, live: Option<BTreeSet<String>>) {
+        let before = std::mem::replace(&mut self.live, live);
+        let touched: BTreeSet<String> = match (&before, &self.live) {
+            (Some(a), Some(b)) => a.symmetric_difference(b).cloned().collect(),
+            _ => self.nodes.keys().cloned().collect(),
+        };
+        // Departures first: a node leaving only recomputes what it owned.
+        let (gone, rest): (Vec<String>, Vec<String>) =
+            touched.into_iter().partition(|n| !self.is_effective(n));
+        for n in gone.iter().chain(rest.iter()) {
+            self.sync_node(n);
+        }
+    }
+
+    fn is_effective(&self, name: &str) -> bool {
+        self.nodes.contains_key(name) && self.live.as_ref().is_none_or(|l| l.contains(name))
+    }
+
+    /// Puts node `name` into the index, or takes it out, as Node objects and liveness say.
+    fn sync_node(&mut self, name: &str) {
+        if self.is_effective(name) {
+            let info = self.nodes.get(name).cloned().unwrap_or_default();
+            if self.index.nodes().get(name) != Some(&info) {
+                self.index.upsert_node(name, info);
+            }
+        } else {
+            self.index.remove_node(name);
+        }
+    }
+
+    /// Recomputes what owner selection knows of Service `key`.
+    fn refresh_service(&mut self, key: &str) {
+        match self.l2_service(key) {
+            Some(svc) => {
+                self.index.upsert_service(key, svc);
+            }
+            None => {
+                self.index.remove_service(key);
+            }
+        }
+    }
+
+    /// Owner selection's view of Service `key` (`None`: not ours, no address, or no pool).
+    pub fn l2_service(&self, key: &str) -> Option<ironlb_l2::ServiceInfo> {
+        let info = self.services.get(key)?;
+        let config = self.config.as_ref()?;
+        let ip = *info.status_ips.first()?;
+        let pool = pool_of(&config.pools, ip)?.to_string();
+        let mut any_serving = false;
+        let mut serving_nodes = BTreeSet::new();
+        for slice in self.slices_of.get(key).into_iter().flatten() {
+            if let Some(s) = self.slices.get(slice) {
+                any_serving |= s.any_serving;
+                serving_nodes.extend(s.serving_nodes.iter().cloned());
+            }
+        }
+        Some(ironlb_l2::ServiceInfo {
+            ip,
+            pool,
+            labels: info.labels.clone(),
+            local_traffic_policy: info.traffic_policy_local,
+            has_serving_endpoint: any_serving,
+            serving_nodes,
+        })
+    }
+
+    /// Addresses of Service `key` that lie in no pool (the speaker cannot announce them).
+    pub fn unannounceable(&self, key: &str) -> Vec<IpAddr> {
+        match (self.services.get(key), &self.config) {
+            (Some(info), Some(config)) => info
+                .status_ips
+                .iter()
+                .filter(|ip| pool_of(&config.pools, **ip).is_none())
+                .copied()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The decision for Service `key` (`None`: unknown to owner selection).
+    pub fn decision(&self, key: &str) -> Option<&Decision> {
+        self.index.owner(key)
+    }
+
+    /// The nodes owner selection currently considers (Node objects that are live).
+    pub fn effective_nodes(&self) -> impl Iterator<Item = &str> {
+        self.index.nodes().keys().map(String::as_str)
+    }
+
+    /// The Services this node owns, with their addresses and interfaces.
+    pub fn owned(&self) -> BTreeMap<String, Owned> {
+        let (Some(config), Some(me)) = (&self.config, self.nodes.get(&self.node)) else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for key in self.index.owned_by(&self.node) {
+            let (Some(info), Some(svc)) = (self.services.get(key), self.l2_service(key)) else {
+                continue;
+            };
+            out.insert(
+                key.to_string(),
+                Owned {
+                    ips: info.status_ips.clone(),
+                    interfaces: interfaces_for(&svc, &config.l2_advertisements, &me.labels),
+                    uid: info.uid.clone(),
+                },
+            );
+        }
+        out
+    }
+}
+
+/// The responder's input for a set of owned Services: every address, answered, on the union of
+/// the interfaces of the Services that hold it (Services sharing an address share its owner).
+pub fn announcements(owned: &BTreeMap<String, Owned>) -> Announcements {
+    let mut out = Announcements::new();
+    for o in owned.values() {
+        for ip in &o.ips {
+            let entry = out.entry(*ip).or_insert_with(|| Announce {
+                interfaces: o.interfaces.clone(),
+                answer: true,
+            });
+            if o.interfaces.is_empty() || entry.interfaces.is_empty() {
+                entry.interfaces.clear();
+            } else {
+                for i in &o.interfaces {
+                    if !entry.interfaces.contains(i) {
+                        entry.interfaces.push(i.clone());
+                    }
+                }
+                entry.interfaces.sort();
+            }
+        }
+    }
+    out
+}

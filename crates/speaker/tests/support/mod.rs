@@ -1,0 +1,504 @@
+//! Shared helpers of the speaker's lab tests (and its failover bench): a lab with the CRDs,
+//! optionally the controller, speakers in every node namespace; probes from the client.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use ironlb_config::L2Advertisement;
+use ironlb_l2::{NodeInfo, ServiceInfo, Settings, select_owner};
+use ironlb_lab::components::{self, Controller, ControllerOptions};
+use ironlb_lab::speakers::{self, SpeakerOptions, Speakers};
+use ironlb_lab::{Lab, LabOptions};
+use kube::Client;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// At most two labs of one test binary at once.
+pub static LABS: Semaphore = Semaphore::const_new(2);
+
+/// A lab with CRDs, maybe the controller, and the speakers.
+pub struct Env {
+    pub lab: Lab,
+    pub client: Client,
+    pub ctl: Option<Controller>,
+    pub speakers: Speakers,
+    _permit: SemaphorePermit<'static>,
+}
+
+/// The `ironlb` binary (built by `cargo build -p ironlb` into the same target directory).
+pub fn binary() -> std::path::PathBuf {
+    components::ironlb_next_to_current_exe().expect("run `cargo build -p ironlb` first")
+}
+
+pub fn kubectl(lab: &Lab, args: &[&str]) -> String {
+    let out = lab.kubectl().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn apply_ok(lab: &Lab, yaml: &str) {
+    let mut child = lab
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "apply failed: {}\n{yaml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The reference scenario's pool (plus IPv6 addresses) and an L2Advertisement `xixi` with
+/// `extra_spec` lines (e.g. `  nodeSelectors: ...`).
+pub fn reference_config(ad_extra: &str) -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: linuxnet, namespace: metallb-system}}
+spec:
+  addresses: [\"10.0.0.150-10.0.0.180\", \"fd10::150-fd10::180\"]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: xixi, namespace: metallb-system}}
+spec:
+  ipAddressPools: [linuxnet]
+{ad_extra}"
+    )
+}
+
+/// Starts a lab; retries a few times, because the kernel removes the host links of a lab that
+/// was just torn down asynchronously and a new lab in the same slot can collide with them.
+pub async fn start_lab() -> Lab {
+    let mut attempt = 0;
+    loop {
+        match Lab::start(LabOptions::for_test()).await {
+            Ok(lab) => return lab,
+            Err(e) if attempt < 40 && format!("{e:#}").contains("File exists") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Err(e) => panic!("lab starts (needs root): {e:#}"),
+        }
+    }
+}
+
+/// Starts a lab, installs the CRDs, the controller if asked, and the speakers.
+pub async fn setup(controller: bool, speaker_args: &[&str]) -> Env {
+    let permit = LABS.acquire().await.unwrap();
+    let lab = start_lab().await;
+    let crds = components::deploy_dir().join("crds");
+    kubectl(
+        &lab,
+        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+    );
+    kubectl(
+        &lab,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    );
+    let ctl = if controller {
+        let mut opts = ControllerOptions::new(binary());
+        opts.webhook = false;
+        let ctl = components::start_controller(&lab, opts)
+            .await
+            .expect("controller starts");
+        ctl.wait_ready(Duration::from_secs(30))
+            .await
+            .expect("controller ready");
+        Some(ctl)
+    } else {
+        None
+    };
+    let mut opts = SpeakerOptions::new(binary());
+    opts.extra_args = speaker_args.iter().map(|s| s.to_string()).collect();
+    let speakers = speakers::start_speakers_with(&lab, opts)
+        .await
+        .expect("speakers start");
+    let client = lab.client().await.unwrap();
+    Env {
+        lab,
+        client,
+        ctl,
+        speakers,
+        _permit: permit,
+    }
+}
+
+/// The MACs that answered `arping -c count` from the client, one per answer.
+pub fn arping(lab: &Lab, ip: &str, count: u32) -> Vec<String> {
+    let out = lab
+        .exec(
+            "client",
+            &[
+                "arping",
+                "-c",
+                &count.to_string(),
+                "-w",
+                &(count + 1).to_string(),
+                "-i",
+                "eth0",
+                ip,
+            ],
+        )
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.split_whitespace().nth(3).map(|m| m.to_lowercase()))
+        .collect()
+}
+
+/// The MACs in the answers `ndisc6` got from the client.
+pub fn ndisc6(lab: &Lab, ip: &str) -> Vec<String> {
+    let out = lab
+        .exec(
+            "client",
+            &["ndisc6", "-m", "-n", "-r", "3", "-w", "500", ip, "eth0"],
+        )
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("Target link-layer address"))
+        .filter_map(|l| l.split_whitespace().last().map(|m| m.to_lowercase()))
+        .collect()
+}
+
+/// `curl -s -m 1` from the client: the node name that answered (empty if nothing).
+pub fn curl(lab: &Lab, url: &str) -> String {
+    let out = lab.exec("client", &["curl", "-s", "-m", "1", url]).unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The lab MAC of node `name`.
+pub fn mac_of(lab: &Lab, name: &str) -> String {
+    lab.topo
+        .node_hosts()
+        .into_iter()
+        .find(|h| h.name == name)
+        .map(|h| h.mac)
+        .unwrap()
+}
+
+/// Waits until every ARP answer for `ip` comes from `node` (or, with `None`, nobody answers),
+/// twice in a row.
+pub async fn wait_arp_owner(lab: &Lab, ip: &str, node: Option<&str>, limit: Duration) {
+    let want: Vec<String> = node.map(|n| vec![mac_of(lab, n); 2]).unwrap_or_default();
+    let deadline = Instant::now() + limit;
+    let mut ok = 0;
+    loop {
+        let got = arping(lab, ip, 2);
+        if got == want {
+            ok += 1;
+            if ok == 2 {
+                return;
+            }
+            continue;
+        }
+        ok = 0;
+        assert!(
+            Instant::now() < deadline,
+            "ARP answers for {ip}: {got:?}, expected {want:?} ({node:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Owner selection as the tests model the lab: nodes with just their hostname label (plus
+/// `extra_labels`), the advertisement `xixi` on pool `linuxnet` with no selectors.
+pub fn expected_owner(
+    lab: &Lab,
+    ip: &str,
+    live: &[&str],
+    extra_labels: &BTreeMap<&str, BTreeMap<String, String>>,
+    local_nodes: Option<&[&str]>,
+) -> Option<String> {
+    let nodes: BTreeMap<String, NodeInfo> = lab
+        .topo
+        .node_names()
+        .into_iter()
+        .filter(|n| live.contains(&n.as_str()))
+        .map(|n| {
+            let mut labels = BTreeMap::from([
+                ("kubernetes.io/hostname".to_string(), n.clone()),
+                ("kubernetes.io/os".into(), "linux".into()),
+                ("kubernetes.io/arch".into(), "amd64".into()),
+            ]);
+            if let Some(more) = extra_labels.get(n.as_str()) {
+                labels.extend(more.clone());
+            }
+            (
+                n.clone(),
+                NodeInfo {
+                    labels,
+                    network_unavailable: false,
+                },
+            )
+        })
+        .collect();
+    let svc = ServiceInfo {
+        ip: ip.parse().unwrap(),
+        pool: "linuxnet".into(),
+        labels: BTreeMap::new(),
+        local_traffic_policy: local_nodes.is_some(),
+        has_serving_endpoint: true,
+        serving_nodes: local_nodes
+            .unwrap_or(&[])
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>(),
+    };
+    let ads = vec![L2Advertisement {
+        name: "xixi".into(),
+        pools: vec!["linuxnet".into()],
+        node_selectors: vec![],
+        interfaces: vec![],
+        service_selectors: vec![],
+        preferred_nodes: vec![],
+    }];
+    select_owner(&svc, &ads, &nodes, Settings::default()).ok()
+}
+
+/// A packet capture in a lab host, written to a file.
+pub struct Capture {
+    child: Child,
+    file: std::path::PathBuf,
+}
+
+impl Capture {
+    pub fn start(lab: &Lab, host: &str, filter: &str) -> Capture {
+        let file = lab
+            .dir
+            .join(format!("tcpdump-{host}-{}.txt", std::process::id()));
+        let out = std::fs::File::create(&file).unwrap();
+        let netns = lab.topo.netns(host);
+        let child = ironlb_lab::proc::in_netns(
+            &netns,
+            &["tcpdump", "-l", "-n", "-e", "-i", "eth0", filter],
+        )
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        Capture { child, file }
+    }
+
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a tcpdump line shows a gratuitous ARP for `ip` from `mac`.
+pub fn is_gratuitous_arp(line: &str, mac: &str, ip: &str) -> bool {
+    line.contains(&format!("{mac} > ff:ff:ff:ff:ff:ff"))
+        && (line.contains(&format!("who-has {ip} tell {ip}"))
+            || line.contains(&format!("Request who-has {ip} tell {ip}"))
+            || line.contains(&format!("Reply {ip} is-at {mac}")))
+}
+
+/// A client loop: `curl` every few milliseconds with a short timeout, each answer with a
+/// wall-clock timestamp, until dropped.
+pub struct CurlLoop {
+    child: Child,
+    file: std::path::PathBuf,
+}
+
+impl CurlLoop {
+    pub fn start(lab: &Lab, url: &str, tag: &str) -> CurlLoop {
+        let file = lab.dir.join(format!("curl-loop-{tag}.txt"));
+        let out = std::fs::File::create(&file).unwrap();
+        let script =
+            format!("while :; do r=$(curl -s -m 0.15 {url}); echo \"$(date +%s.%N) $r\"; done");
+        let child = ironlb_lab::proc::in_netns(&lab.topo.netns("client"), &["sh", "-c", &script])
+            .stdout(out)
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        CurlLoop { child, file }
+    }
+
+    /// (unix time, answering node) lines so far.
+    pub fn answers(&self) -> Vec<(f64, String)> {
+        std::fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (t, r) = l.split_once(' ')?;
+                Some((t.parse().ok()?, r.trim().to_string()))
+            })
+            .collect()
+    }
+
+    /// The first answer from `node` at or after `since` (unix seconds).
+    pub fn first_from(&self, node: &str, since: f64) -> Option<f64> {
+        self.answers()
+            .into_iter()
+            .find(|(t, r)| *t >= since && r == node)
+            .map(|(t, _)| t)
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+impl Drop for CurlLoop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// Unix time now, in seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A selector-less LoadBalancer Service `default/name` whose status the test writes itself
+/// (`ips`), with an EndpointSlice holding one ready endpoint on each of `endpoint_nodes`
+/// (none: no endpoint at all). Waits until the lab put the addresses on every kube-ipvs0.
+pub async fn service_with_status(
+    env: &Env,
+    name: &str,
+    ips: &[&str],
+    local: bool,
+    endpoint_nodes: &[&str],
+) {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use serde_json::json;
+    let services: Api<Service> = Api::namespaced(env.client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}],
+                 "externalTrafficPolicy": if local { "Local" } else { "Cluster" }},
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let ingress: Vec<_> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+    services
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"loadBalancer": {"ingress": ingress}}})),
+        )
+        .await
+        .unwrap();
+    set_endpoints(env, name, endpoint_nodes).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all = env.lab.topo.node_names().iter().all(|n| {
+            env.lab
+                .exec_ok(n, &["ip", "-o", "addr", "show", "dev", "kube-ipvs0"])
+                .map(|o| ips.iter().all(|ip| o.contains(&format!(" {ip}/"))))
+                .unwrap_or(false)
+        });
+        if all {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "addresses never reached kube-ipvs0"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Replaces the EndpointSlice of `default/name` with one ready endpoint per node in `nodes`.
+pub async fn set_endpoints(env: &Env, name: &str, nodes: &[&str]) {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::api::{Api, Patch, PatchParams};
+    use serde_json::json;
+    let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), "default");
+    let endpoints: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            json!({"addresses": [format!("10.244.9.{}", i + 10)], "nodeName": n,
+                   "conditions": {"ready": true, "serving": true}})
+        })
+        .collect();
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{name}-manual"), "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": name,
+                                "endpointslice.kubernetes.io/managed-by": "tests.ironlb"}},
+        "addressType": "IPv4",
+        "ports": [{"port": 80, "protocol": "TCP"}],
+        "endpoints": endpoints,
+    });
+    slices
+        .patch(
+            &format!("{name}-manual"),
+            &PatchParams::apply("ironlb-tests").force(),
+            &Patch::Apply(&slice),
+        )
+        .await
+        .unwrap();
+}
+
+/// The last lines of every speaker's log (for failure messages).
+pub fn speaker_logs(env: &Env) -> String {
+    env.speakers
+        .nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "--- {} ---\n{}",
+                n.node,
+                ironlb_lab::proc::log_tail(&n.daemon.log_file, 15)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until `ndisc6` from the client gets answers, all from `node`.
+pub async fn wait_ndp_owner(env: &Env, ip: &str, node: &str, limit: Duration) {
+    let want = mac_of(&env.lab, node);
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = ndisc6(&env.lab, ip);
+        if !got.is_empty() && got.iter().all(|m| *m == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "NDP answers for {ip}: {got:?}, expected only {node}\n{}",
+            speaker_logs(env)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
