@@ -149,6 +149,7 @@ impl Session {
             params: None,
             ctx: DecodeContext::default(),
             events: VecDeque::new(),
+            stopping: false,
             status: status_tx,
             stats: stats.clone(),
         };
@@ -209,6 +210,8 @@ struct Driver {
     params: Option<SessionParams>,
     ctx: DecodeContext,
     events: VecDeque<Event>,
+    /// Stop was asked for: closes happen inline so the Cease is delivered before the task ends.
+    stopping: bool,
     status: watch::Sender<SessionStatus>,
     stats: Arc<SessionStats>,
 }
@@ -251,9 +254,10 @@ impl Driver {
             let established = self.fsm.state() == State::Established;
             tokio::select! {
                 _ = &mut stop => {
+                    self.stopping = true;
                     self.events.push_back(Event::Stop);
                     self.process().await;
-                    self.close().await;
+                    self.close(true).await;
                     return;
                 }
                 _ = sleep_until(next_timer.map(|(_, at)| at)) => {
@@ -361,7 +365,8 @@ impl Driver {
             Action::Connect => {
                 self.connecting = Some(Box::pin(connect(self.config.clone())));
             }
-            Action::Disconnect => self.close().await,
+            // On stop the loop ends right after, so the close there must finish first.
+            Action::Disconnect => self.close(self.stopping).await,
             Action::Send(m) => self.send(&m).await,
             Action::StartTimer(t, d) => {
                 self.timers.insert(t, Instant::now() + d);
@@ -462,15 +467,42 @@ impl Driver {
             Ok(Ok(()))
         );
         if !ok {
-            self.conn = None;
+            // Reset rather than leave unsent data to an orphaned socket.
+            if let Some(c) = self.conn.take() {
+                let _ = c.stream.set_zero_linger();
+            }
             self.events.push_back(Event::TcpFailed);
         }
     }
 
-    async fn close(&mut self) {
+    /// Closes the connection without leaving an orphaned socket behind: a zero linger makes
+    /// the final close a reset, so a peer that vanished (or filters us) cannot keep a socket
+    /// retransmitting, and its network namespace alive, for minutes. Before that, what was
+    /// sent (a NOTIFICATION) gets up to a second to be delivered: FIN, then wait for the
+    /// peer's. `wait` does that inline (stop); otherwise in the background so the session
+    /// goes on at once.
+    async fn close(&mut self, wait: bool) {
         self.connecting = None;
-        if let Some(mut c) = self.conn.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), c.stream.shutdown()).await;
+        if let Some(c) = self.conn.take() {
+            let _ = c.stream.set_zero_linger();
+            let drain = async move {
+                let mut stream = c.stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    let _ = stream.shutdown().await;
+                    let mut sink = [0u8; 1024];
+                    while let Ok(n) = stream.read(&mut sink).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            };
+            if wait {
+                drain.await;
+            } else {
+                tokio::spawn(drain);
+            }
         }
     }
 
