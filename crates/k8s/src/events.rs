@@ -3,14 +3,21 @@
 //!
 //! ```text
 //!   EventSink::publish(ObjectReference, type, reason, note)  --bounded queue-->  task
-//!        (drops and counts when the queue is full)                 kube::runtime::events::Recorder
+//!        (drops and counts when the queue is full)                 POST events.k8s.io/v1 Event
 //!                                                                 (reporter metallb-controller)
 //! ```
+//!
+//! kube's `Recorder` keeps every Event it sent for six minutes to turn repeats into series;
+//! with 10,000 Services that cache alone is ~10 MiB. The controller already emits an Event only
+//! when something changed, so Events are created directly, with the same fields.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::api::{Api, PostParams};
+use kube::runtime::events::EventType;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -46,26 +53,46 @@ impl EventSink {
     /// `capacity` Events.
     pub fn spawn(client: Client, reporter: &str, capacity: usize, concurrency: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Pending>(capacity);
-        let recorder = Recorder::new(
-            client,
-            Reporter {
-                controller: reporter.to_string(),
-                instance: std::env::var("METALLB_POD_NAME").ok(),
-            },
-        );
+        let reporter = reporter.to_string();
+        let instance = std::env::var("METALLB_POD_NAME").unwrap_or_else(|_| reporter.clone());
         tokio::spawn(async move {
             tokio_stream(rx)
                 .for_each_concurrent(concurrency, |p| {
-                    let recorder = recorder.clone();
+                    let client = client.clone();
+                    let reporter = reporter.clone();
+                    let instance = instance.clone();
                     async move {
+                        let ns = p
+                            .regarding
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| "default".into());
+                        let now = k8s_openapi::jiff::Timestamp::now();
                         let ev = Event {
-                            type_: p.type_,
-                            reason: p.reason.to_string(),
+                            metadata: kube::api::ObjectMeta {
+                                name: Some(format!(
+                                    "{}.{:x}",
+                                    p.regarding.name.as_deref().unwrap_or(&reporter),
+                                    now.as_nanosecond()
+                                )),
+                                namespace: Some(ns.clone()),
+                                ..Default::default()
+                            },
+                            action: Some(p.reason.to_string()),
+                            reason: Some(p.reason.to_string()),
                             note: Some(p.note),
-                            action: p.reason.to_string(),
-                            secondary: None,
+                            event_time: Some(MicroTime(now)),
+                            regarding: Some(p.regarding),
+                            reporting_controller: Some(reporter),
+                            reporting_instance: Some(instance),
+                            type_: Some(match p.type_ {
+                                EventType::Normal => "Normal".into(),
+                                EventType::Warning => "Warning".into(),
+                            }),
+                            ..Default::default()
                         };
-                        if let Err(e) = recorder.publish(&ev, &p.regarding).await {
+                        let api: Api<Event> = Api::namespaced(client, &ns);
+                        if let Err(e) = api.create(&PostParams::default(), &ev).await {
                             tracing::debug!(error = %e, reason = p.reason, "event not published");
                         }
                     }

@@ -1,8 +1,8 @@
 //! Writes Service addresses to the API server, many at a time, latest wins.
 //!
 //! ```text
-//!   submit(key, patch) --> task waits for one of N permits --> still the latest for key?
-//!                                                                 | yes: PATCH services/<name>/status
+//!   submit(key, job) --> queue (latest job per key) --> N workers: PATCH services/<name>/status
+//!                                                                 |
 //!                                                                 v
 //!                      ok -> metallb_k8s_client_updates_total    409 -> GET, Feedback::Fresh
 //!                      404 -> nothing (Service gone)              other -> retry 4x, Feedback::Failed
@@ -18,11 +18,11 @@ use ironlb_k8s::metrics::K8sClientMetrics;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 
 /// What a write reports back to the main loop.
 #[derive(Debug)]
@@ -33,13 +33,29 @@ pub enum Feedback {
     Fresh(ServiceKey, Option<Box<Service>>),
 }
 
-/// The concurrent status writer.
+/// One queued write.
+#[derive(Debug)]
+struct Job {
+    uid: String,
+    ips: Vec<IpAddr>,
+    pool: Option<String>,
+}
+
+/// Keys in arrival order, each with its latest job (a newer submit replaces an older one that
+/// has not started yet).
+#[derive(Debug, Default)]
+struct Queue {
+    order: VecDeque<ServiceKey>,
+    jobs: HashMap<ServiceKey, Job>,
+}
+
+/// The concurrent status writer: a queue and a fixed set of workers (no task per write, so
+/// 10,000 queued writes cost a few hundred bytes each, not a request future each).
 #[derive(Clone)]
 pub struct Writer {
     client: Client,
-    latest: Arc<Mutex<HashMap<ServiceKey, u64>>>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-    permits: Arc<Semaphore>,
+    queue: Arc<Mutex<Queue>>,
+    wake: Arc<Notify>,
     feedback: mpsc::UnboundedSender<Feedback>,
     metrics: K8sClientMetrics,
 }
@@ -52,44 +68,53 @@ impl Writer {
         feedback: mpsc::UnboundedSender<Feedback>,
         metrics: K8sClientMetrics,
     ) -> Self {
-        Writer {
+        let w = Writer {
             client,
-            latest: Arc::default(),
-            next: Arc::default(),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            queue: Arc::default(),
+            wake: Arc::new(Notify::new()),
             feedback,
             metrics,
+        };
+        for _ in 0..concurrency.max(1) {
+            let w = w.clone();
+            tokio::spawn(async move { w.work().await });
         }
+        w
     }
 
     /// Queues a write of `ips` / `pool` (empty / None: clear) for the Service.
     pub fn submit(&self, key: ServiceKey, uid: String, ips: Vec<IpAddr>, pool: Option<String>) {
-        let generation = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(mut l) = self.latest.lock() {
-            l.insert(key.clone(), generation);
+        if let Ok(mut q) = self.queue.lock()
+            && q.jobs.insert(key.clone(), Job { uid, ips, pool }).is_none()
+        {
+            q.order.push_back(key);
         }
-        let this = self.clone();
-        tokio::spawn(async move {
-            let Ok(_permit) = this.permits.clone().acquire_owned().await else {
-                return;
-            };
-            if !this.is_latest(&key, generation) {
-                return;
-            }
-            this.write(&key, &uid, &ips, pool.as_deref()).await;
-            if let Ok(mut l) = this.latest.lock()
-                && l.get(&key) == Some(&generation)
-            {
-                l.remove(&key);
-            }
-        });
+        self.wake.notify_one();
     }
 
-    fn is_latest(&self, key: &ServiceKey, generation: u64) -> bool {
-        self.latest
-            .lock()
-            .map(|l| l.get(key) == Some(&generation))
-            .unwrap_or(false)
+    fn pop(&self) -> Option<(ServiceKey, Job)> {
+        let mut q = self.queue.lock().ok()?;
+        while let Some(key) = q.order.pop_front() {
+            if let Some(job) = q.jobs.remove(&key) {
+                return Some((key, job));
+            }
+        }
+        None
+    }
+
+    async fn work(&self) {
+        loop {
+            let notified = self.wake.notified();
+            match self.pop() {
+                Some((key, job)) => {
+                    // More may be queued: let another worker look too.
+                    self.wake.notify_one();
+                    self.write(&key, &job.uid, &job.ips, job.pool.as_deref())
+                        .await;
+                }
+                None => notified.await,
+            }
+        }
     }
 
     async fn write(&self, key: &ServiceKey, uid: &str, ips: &[IpAddr], pool: Option<&str>) {
