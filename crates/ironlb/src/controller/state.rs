@@ -431,3 +431,137 @@ fn clear_event(info: &ServiceInfo, ips: &[IpAddr], reason: &str) -> Action {
         ),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ironlb_allocator::{AddressRange, Pool};
+
+    fn mk_config(range: (&str, &str)) -> Config {
+        Config {
+            pools: vec![Pool {
+                name: "p".into(),
+                ranges: vec![AddressRange::Range {
+                    start: range.0.parse().unwrap(),
+                    end: range.1.parse().unwrap(),
+                }],
+                auto_assign: true,
+                avoid_buggy_ips: false,
+                service_allocation: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn mk_info(name: &str, created: i64, status: &[&str]) -> ServiceInfo {
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}")},
+            "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4"], "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": status.iter().map(|ip| serde_json::json!({"ip": ip})).collect::<Vec<_>>()}},
+        }))
+        .unwrap();
+        let mut info = ServiceInfo::from_service(&svc);
+        info.created = created;
+        info
+    }
+
+    fn no_labels(_: &str) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn writes(acts: &[Action]) -> Vec<(String, Vec<IpAddr>)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Write { key, ips, .. } => Some((key.name.clone(), ips.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reasons(acts: &[Action], name: &str) -> Vec<&'static str> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Event { key, reason, .. } if key.name == name => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_happens_before_start() {
+        let mut st = State::new(None);
+        assert!(st.upsert(mk_info("a", 1, &[]), &no_labels).is_empty());
+    }
+
+    #[test]
+    fn existing_assignments_are_restored_before_new_ones() {
+        let mut st = State::new(None);
+        // "new" sorts first and is oldest, but has no address: it must not take .150.
+        st.upsert(mk_info("new", 0, &[]), &no_labels);
+        st.upsert(mk_info("old", 5, &["10.0.0.150"]), &no_labels);
+        let acts = st.start(mk_config(("10.0.0.150", "10.0.0.160")), &no_labels);
+        let w = writes(&acts);
+        // "old" already has its address and pool annotation is missing: one write of the same
+        // address (annotation only); "new" gets .151.
+        assert!(w.contains(&("old".into(), vec!["10.0.0.150".parse().unwrap()])));
+        assert!(w.contains(&("new".into(), vec!["10.0.0.151".parse().unwrap()])));
+        assert!(
+            reasons(&acts, "old").is_empty(),
+            "no IPAllocated for a kept address"
+        );
+        assert_eq!(reasons(&acts, "new"), vec!["IPAllocated"]);
+    }
+
+    #[test]
+    fn of_two_claims_the_older_wins() {
+        let mut st = State::new(None);
+        st.upsert(mk_info("young", 10, &["10.0.0.150"]), &no_labels);
+        st.upsert(mk_info("elder", 1, &["10.0.0.150"]), &no_labels);
+        let acts = st.start(mk_config(("10.0.0.150", "10.0.0.160")), &no_labels);
+        assert_eq!(
+            reasons(&acts, "young"),
+            vec!["ClearAssignment", "IPAllocated"]
+        );
+        assert!(writes(&acts).contains(&("young".into(), vec!["10.0.0.151".parse().unwrap()])));
+    }
+
+    #[test]
+    fn leaving_load_balancer_releases_and_clears_the_annotation() {
+        let mut st = State::new(None);
+        st.start(mk_config(("10.0.0.150", "10.0.0.160")), &no_labels);
+        let mut a = mk_info("a", 1, &["10.0.0.150"]);
+        a.allocated_from_pool = Some("p".into());
+        assert!(
+            st.upsert(a.clone(), &no_labels).is_empty(),
+            "already correct"
+        );
+        a.is_load_balancer = false;
+        a.status_ips.clear();
+        let acts = st.upsert(a, &no_labels);
+        assert_eq!(writes(&acts), vec![("a".into(), vec![])]);
+        // The address is free again.
+        let acts = st.upsert(mk_info("b", 2, &[]), &no_labels);
+        assert_eq!(
+            writes(&acts),
+            vec![("b".into(), vec!["10.0.0.150".parse().unwrap()])]
+        );
+    }
+
+    #[test]
+    fn failures_are_retried_when_addresses_free_up() {
+        let mut st = State::new(None);
+        st.start(mk_config(("10.0.0.150", "10.0.0.150")), &no_labels);
+        st.upsert(mk_info("a", 1, &[]), &no_labels);
+        let acts = st.upsert(mk_info("b", 2, &[]), &no_labels);
+        assert_eq!(reasons(&acts, "b"), vec!["AllocationFailed"]);
+        // The same failure again is not reported twice.
+        assert!(st.upsert(mk_info("b", 2, &[]), &no_labels).is_empty());
+        st.remove(&ServiceKey::new("ns", "a"));
+        let acts = st.retry_failed(&no_labels);
+        assert_eq!(
+            writes(&acts),
+            vec![("b".into(), vec!["10.0.0.150".parse().unwrap()])]
+        );
+    }
+}
