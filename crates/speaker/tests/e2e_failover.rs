@@ -113,6 +113,70 @@ async fn one_owner_answers_then_fails_over_on_kill_and_on_link_down() {
         .unwrap_or(0);
     assert!(responses >= 3, "{m}");
 
+    // Malformed frames at the owner are dropped and counted by reason.
+    let good = ironlb_l2::ArpFrame::gratuitous_reply(
+        VIP4.parse().unwrap(),
+        ironlb_l2::MacAddr([2, 0x1b, 0, 0, 0, 0x64]),
+    )
+    .to_bytes();
+    let truncated = good[..30].to_vec();
+    let mut bad_hw = good.clone();
+    bad_hw[14..16].copy_from_slice(&[0, 6]);
+    send_frames(
+        lab,
+        "client",
+        vec![
+            truncated.clone(),
+            truncated.clone(),
+            truncated,
+            bad_hw.clone(),
+            bad_hw,
+        ],
+    );
+    let counter = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = env.speakers.metrics(i).unwrap();
+        let t = counter(
+            &m,
+            "ironlb_layer2_frames_dropped_total{reason=\"truncated_arp\"}",
+        );
+        let h = counter(
+            &m,
+            "ironlb_layer2_frames_dropped_total{reason=\"arp_hardware\"}",
+        );
+        if t >= 3 && h >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drops not counted: truncated {t}, hardware {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Another host claiming the address: an Event on the Service, a metric, and no fight.
+    send_frames(lab, "client", vec![good]);
+    wait_service_event(&env, "web", "addressConflict", "02:1b:00:00:00:64").await;
+    let m = env.speakers.metrics(i).unwrap();
+    assert!(
+        counter(
+            &m,
+            "ironlb_layer2_address_conflicts_total{ip=\"10.0.0.150\"}"
+        ) >= 1,
+        "{m}"
+    );
+    assert_eq!(
+        arping(lab, VIP4, 2),
+        vec![mac_of(lab, &owner); 2],
+        "the owner still answers"
+    );
+
     // 1. kill -9 of the owner's speaker.
     let capture = Capture::start(lab, "client", "arp");
     let survivors: Vec<&str> = all.iter().copied().filter(|n| *n != owner).collect();

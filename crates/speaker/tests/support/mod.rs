@@ -502,3 +502,52 @@ pub async fn wait_ndp_owner(env: &Env, ip: &str, node: &str, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Sends raw Ethernet frames from `host`'s eth0 (a thread entering its namespace).
+pub fn send_frames(lab: &Lab, host: &str, frames: Vec<Vec<u8>>) {
+    let netns = lab.topo.netns(host);
+    std::thread::spawn(move || {
+        ironlb_sys::netns::enter_netns(&ironlb_sys::netns::named_netns_path(&netns)).unwrap();
+        let eth0 = ironlb_sys::link::interfaces()
+            .unwrap()
+            .into_iter()
+            .find(|i| i.name == "eth0")
+            .unwrap();
+        let socket =
+            ironlb_sys::packet::PacketSocket::open(eth0.index, ironlb_sys::packet::Protocol::Arp)
+                .unwrap();
+        for f in frames {
+            socket.send(&f).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// Waits for an Event `reason` on Service `default/service` whose note contains `contains`.
+pub async fn wait_service_event(env: &Env, service: &str, reason: &str, contains: &str) -> String {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::{Api, ListParams};
+    let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let notes: Vec<String> = api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service))
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note)
+            .collect();
+        if let Some(n) = notes.iter().find(|n| n.contains(contains)) {
+            return n.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} event on {service} containing {contains:?}: {notes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
