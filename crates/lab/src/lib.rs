@@ -131,7 +131,13 @@ fn valid_name(name: &str) -> bool {
 fn claim_slot(name: &str) -> Result<u8> {
     let slots = lab_root().join(".slots");
     std::fs::create_dir_all(&slots)?;
+    let host_links = network::host_links();
     for k in 0..100u8 {
+        // A namespace that outlived its lab (a process still inside) keeps its veths, and so
+        // the host ends on its management bridge: such a slot is not free whatever the claims say.
+        if network::slot_links(k, &host_links).next().is_some() {
+            continue;
+        }
         let path = slots.join(k.to_string());
         match std::fs::OpenOptions::new()
             .write(true)
@@ -502,12 +508,9 @@ pub fn down_all() {
         proc::kill_netns_processes(&ns);
         let _ = proc::run("ip", &["netns", "del", &ns]);
     }
-    if let Ok(links) = proc::run("ip", &["-o", "link", "show"]) {
-        for name in links.lines().filter_map(|l| l.split(": ").nth(1)) {
-            let name = name.split('@').next().unwrap_or(name);
-            if name.starts_with("ilbm") {
-                let _ = proc::run("ip", &["link", "del", name]);
-            }
+    for name in network::host_links() {
+        if name.starts_with("ilbm") {
+            let _ = proc::run("ip", &["link", "del", &name]);
         }
     }
     let _ = std::fs::remove_dir_all(root.join(".slots"));

@@ -406,9 +406,10 @@ impl Topology {
                 let _ = run("ip", &["netns", "del", &ns]);
             }
         }
-        let bridge = self.mgmt_bridge();
-        if run("ip", &["link", "show", "dev", &bridge]).is_ok() {
-            let _ = run("ip", &["link", "del", &bridge]);
+        // The host ends go explicitly: a namespace whose processes take a moment to die keeps
+        // its veths (and their host ends) alive until then.
+        for link in slot_links(self.slot, &host_links()) {
+            let _ = run("ip", &["link", "del", link]);
         }
     }
 
@@ -419,16 +420,7 @@ impl Topology {
             .into_iter()
             .filter(|ns| netns_exists(ns))
             .collect();
-        let bridge = self.mgmt_bridge();
-        if let Ok(links) = run("ip", &["-o", "link", "show"]) {
-            left.extend(
-                links
-                    .lines()
-                    .filter_map(|l| l.split(": ").nth(1))
-                    .map(|name| name.split('@').next().unwrap_or(name).to_string())
-                    .filter(|name| name == &bridge || name.starts_with(&format!("{bridge}n"))),
-            );
-        }
+        left.extend(slot_links(self.slot, &host_links()).cloned());
         left
     }
 }
@@ -439,6 +431,32 @@ fn v6_with_decimal_suffix(first: u16, second: u16, last: u8) -> Ipv6Addr {
     let digits = format!("{last}");
     let group = u16::from_str_radix(&digits, 16).unwrap_or(0);
     Ipv6Addr::new(first, second, 0, 0, 0, 0, 0, group)
+}
+
+/// The names of the links in the host namespace.
+pub fn host_links() -> Vec<String> {
+    run("ip", &["-o", "link", "show"])
+        .map(|links| {
+            links
+                .lines()
+                .filter_map(|l| l.split(": ").nth(1))
+                .map(|name| name.split('@').next().unwrap_or(name).to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The host links that belong to slot `slot`: its management bridge `ilbm<slot>` and the host
+/// ends `ilbm<slot>n<i>` of its nodes' management links.
+pub fn slot_links(slot: u8, links: &[String]) -> impl Iterator<Item = &String> {
+    let bridge = format!("ilbm{slot}");
+    links.iter().filter(move |name| {
+        name.as_str() == bridge
+            || name
+                .strip_prefix(&bridge)
+                .and_then(|rest| rest.strip_prefix('n'))
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Whether network namespace `ns` exists.
@@ -517,6 +535,19 @@ mod tests {
                 assert_ne!(a.netns, b.netns);
             }
         }
+    }
+
+    #[test]
+    fn slot_links_are_told_apart_from_other_slots() {
+        let links: Vec<String> = ["ilbm1", "ilbm1n2", "ilbm10", "ilbm10n1", "ilbm1x", "eth0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let of1: Vec<&String> = slot_links(1, &links).collect();
+        assert_eq!(of1, ["ilbm1", "ilbm1n2"]);
+        let of10: Vec<&String> = slot_links(10, &links).collect();
+        assert_eq!(of10, ["ilbm10", "ilbm10n1"]);
+        assert_eq!(slot_links(2, &links).count(), 0);
     }
 
     #[test]
