@@ -171,11 +171,27 @@ fn up(name: &str, nodes: u8, router: RouterKind) -> Result<Lab> {
     Ok(lab)
 }
 
-/// Runs ironlb's components from this checkout: the controller as its ServiceAccount (the
-/// speaker joins when it exists). The binary is the `ironlb` next to this executable.
+/// Runs ironlb's components from this checkout: the CRDs, the controller as its
+/// ServiceAccount, and one speaker per node (inside the node's namespace) as theirs. The binary
+/// is the `ironlb` next to this executable.
 fn run_ironlb(lab: &Lab) -> Result<()> {
     use ironlb_lab::components;
     let binary = components::ironlb_next_to_current_exe()?;
+    let crds = components::deploy_dir().join("crds");
+    kubectl_show(
+        lab,
+        &["apply", "--server-side", "-f", &crds.display().to_string()],
+    )?;
+    kubectl_show(
+        lab,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -190,6 +206,15 @@ fn run_ironlb(lab: &Lab) -> Result<()> {
         controller.metrics_port,
         controller.webhook_port,
     );
+    let speakers = runtime.block_on(ironlb_lab::speakers::start_speakers(lab, &binary))?;
+    for s in &speakers.nodes {
+        eprintln!(
+            "[lab] ironlb speaker on {} running as metallb-system/speaker (pid {}, log {})",
+            s.node,
+            s.daemon.pid().unwrap_or_default(),
+            s.daemon.log_file.display(),
+        );
+    }
     Ok(())
 }
 
@@ -247,7 +272,7 @@ fn demo(name: &str) -> Result<()> {
     progress.step("metallb.io CRDs applied");
     // The controller (and its webhook) first: the webhook checks the configuration below.
     run_ironlb(&lab)?;
-    progress.step("ironlb controller running as ServiceAccount metallb-system/controller");
+    progress.step("ironlb controller and speakers running as their ServiceAccounts");
     kubectl_show(
         &lab,
         &[
