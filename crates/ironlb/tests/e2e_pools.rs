@@ -149,8 +149,8 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
         ),
     );
 
-    // The lab's API server is single-stack (IPv4 Service CIDR): PreferDualStack gets one IPv4
-    // address from the dual pool; a requested IPv6 address does not fit an IPv4 Service.
+    // The lab's cluster is dual-stack: PreferDualStack gets one address of each family from
+    // the dual pool; a requested IPv6 address does not fit a SingleStack IPv4 Service.
     service(
         c,
         "default",
@@ -159,7 +159,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
         json!({"spec": {"ipFamilyPolicy": "PreferDualStack"}}),
     )
     .await;
-    wait_exact(c, "default", "prefer", &["10.0.0.150"]).await;
+    wait_exact(c, "default", "prefer", &["10.0.0.150", "fd10::150"]).await;
     service(
         c,
         "default",
@@ -192,7 +192,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
     );
     let note = wait_event(c, "default", "prefer", "ClearAssignment").await;
     assert!(note.contains("10.0.0.150"), "{note}");
-    wait_exact(c, "default", "prefer", &["10.0.0.152"]).await;
+    wait_exact(c, "default", "prefer", &["10.0.0.152", "fd10::150"]).await;
     wait_exact(c, "default", "second", &["10.0.0.151"]).await;
 
     // Invalid configuration: overlapping pools. The last good one stays in use.
@@ -249,6 +249,28 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
     for name in ["prefer", "second", "during-invalid"] {
         wait_ips(c, "default", name, 1).await;
     }
+
+    // RequireDualStack needs one pool with both families: refused while only the IPv4 pool
+    // exists, served from the first dual pool that appears.
+    service(
+        c,
+        "default",
+        "required",
+        80,
+        json!({"spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"]}}),
+    )
+    .await;
+    wait_event(c, "default", "required", "AllocationFailed").await;
+    wait_exact(c, "default", "required", &[]).await;
+    apply_ok(
+        &env.lab,
+        &pool_yaml(
+            "dual2",
+            &["10.0.0.190-10.0.0.191", "fd10::190-fd10::191"],
+            "",
+        ),
+    );
+    wait_exact(c, "default", "required", &["10.0.0.190", "fd10::190"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

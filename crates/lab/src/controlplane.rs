@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 pub const API_PORT: u16 = 6443;
 /// The Service ClusterIP range; it does not overlap the lab LAN (10.0.0.0/24).
 pub const SERVICE_CIDR: &str = "10.200.0.0/16";
+/// The IPv6 Service ClusterIP range, so dual-stack Services (PreferDualStack,
+/// RequireDualStack, IPv6 SingleStack) can be created; it does not overlap the LAN's fd10::/64.
+pub const SERVICE_CIDR_V6: &str = "fd10:200::/108";
 
 /// Where the Kubernetes and etcd binaries are: `$IRONLB_KUBE_BIN` if set, else built (or taken
 /// from the cache) by `tools/kube/build.sh`, which prints its progress.
@@ -149,7 +152,7 @@ impl ControlPlane {
                 format!("--service-account-key-file={}", p("sa.pub")),
                 format!("--service-account-signing-key-file={}", p("sa.key")),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                format!("--service-cluster-ip-range={SERVICE_CIDR},{SERVICE_CIDR_V6}"),
                 "--authorization-mode=RBAC".into(),
                 "--allow-privileged=true".into(),
                 "--profiling=false".into(),

@@ -99,6 +99,42 @@ async fn service_is_created_watched_and_updated_through_kube_rs() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_is_dual_stack_for_services() {
+    let lab = lab().await;
+    let client = lab.client().await.expect("admin client");
+    let services: Api<Service> = Api::namespaced(client, "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "dual"},
+        "spec": {
+            "type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack",
+            "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}],
+        },
+    }))
+    .expect("service json");
+    let created = services
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("create");
+    let ips: Vec<std::net::IpAddr> = created
+        .spec
+        .and_then(|s| s.cluster_ips)
+        .unwrap_or_default()
+        .iter()
+        .map(|ip| ip.parse().expect("a ClusterIP"))
+        .collect();
+    let v6: ipnet::Ipv6Net = ironlb_lab::controlplane::SERVICE_CIDR_V6
+        .parse()
+        .expect("cidr");
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    assert!(ips[0].is_ipv4(), "{ips:?}");
+    assert!(
+        matches!(ips[1], std::net::IpAddr::V6(ip) if v6.contains(&ip)),
+        "{ips:?}"
+    );
+    lab.down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn deployment_of_five_replicas_becomes_five_ready_endpoints() {
     let lab = lab().await;
     let client = lab.client().await.expect("admin client");
