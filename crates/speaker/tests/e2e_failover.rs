@@ -247,4 +247,24 @@ async fn one_owner_answers_then_fails_over_on_kill_and_on_link_down() {
     // Back up: it rejoins and owns the address again, alone.
     wait_arp_owner(lab, VIP4, Some(&owner), Duration::from_secs(20)).await;
     assert_eq!(curl(lab, "http://10.0.0.150/"), owner);
+
+    // 3. A graceful stop (SIGTERM): the speaker leaves the membership, peers drop it at once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let probe = CurlLoop::start(lab, "http://10.0.0.150/", "term");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = unix_now();
+    env.speakers.stop(i).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let took = loop {
+        if let Some(t) = probe.first_from(&next, stopped) {
+            break t - stopped;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{next} never answered after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("SIGTERM: {next} answered {took:.3} s after {owner}'s speaker was stopped");
+    assert!(took < 1.5, "graceful handover took {took} s");
 }
