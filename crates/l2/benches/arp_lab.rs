@@ -12,6 +12,8 @@ use ironlb_l2::{ArpFrame, ArpOperation, MacAddr};
 use ironlb_lab::{Lab, LabOptions};
 use ironlb_sys::packet::{AsyncPacketSocket, PacketType, Protocol};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const LATENCY_SAMPLES: usize = 2000;
@@ -38,16 +40,40 @@ fn main() {
         })
         .await;
         let netns = lab.topo.netns("client");
-        let (latencies, lost, blast) = std::thread::spawn(move || {
+        let blasting = Arc::new(AtomicBool::new(false));
+        let flag = blasting.clone();
+        let thread = std::thread::spawn(move || {
             ironlb_sys::netns::enter_netns(&ironlb_sys::netns::named_netns_path(&netns)).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(client())
-        })
-        .join()
-        .unwrap();
+            rt.block_on(client(flag))
+        });
+        // The responder's own rate: answers counted while the client blasts (the client's
+        // socket also sees its own outgoing copies, so its count of replies undercounts).
+        let mut first: Option<(Instant, u64)> = None;
+        let mut last: Option<(Instant, u64)> = None;
+        while !thread.is_finished() {
+            if blasting.load(Ordering::Relaxed) {
+                let n = node1.counters.responses_sent();
+                match first {
+                    None => first = Some((Instant::now(), n)),
+                    Some(_) if last.is_none_or(|(_, m)| m != n) => last = Some((Instant::now(), n)),
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let (latencies, lost, blast) = thread.join().unwrap();
+        if let (Some((t0, n0)), Some((t1, n1))) = (first, last) {
+            println!(
+                "arp_lab/responder rate: {} answers in {:?} while blasted: {:.0} replies/s",
+                n1 - n0,
+                t1 - t0,
+                (n1 - n0) as f64 / (t1 - t0).as_secs_f64()
+            );
+        }
         let mut sorted = latencies.clone();
         sorted.sort();
         let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
@@ -61,7 +87,7 @@ fn main() {
         );
         let (sent, replies, elapsed) = blast;
         println!(
-            "arp_lab/throughput: {sent} requests sent back to back, {replies} replies in {elapsed:?}: {:.0} replies/s",
+            "arp_lab/client view: {sent} requests sent back to back, {replies} replies seen in {elapsed:?}: {:.0} replies/s",
             replies as f64 / elapsed.as_secs_f64()
         );
         println!(
@@ -92,7 +118,7 @@ fn is_reply(buf: &[u8]) -> bool {
         && f.sender_ip == Ipv4Addr::new(10, 0, 0, 150))
 }
 
-async fn client() -> (Vec<Duration>, usize, (usize, usize, Duration)) {
+async fn client(blasting: Arc<AtomicBool>) -> (Vec<Duration>, usize, (usize, usize, Duration)) {
     let eth0 = ironlb_sys::link::interfaces()
         .unwrap()
         .into_iter()
@@ -123,6 +149,8 @@ async fn client() -> (Vec<Duration>, usize, (usize, usize, Duration)) {
     }
     // Back to back: one task sends, this one counts replies until 1 s passes without one.
     let sender = AsyncPacketSocket::open(eth0.index, Protocol::Arp).unwrap();
+    blasting.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let start = Instant::now();
     let send = tokio::spawn(async move {
         for _ in 0..BLAST {
