@@ -358,6 +358,36 @@ impl Lab {
         proc::check(&format!("[{host}]"), args, out)
     }
 
+    /// The MACs that answered `arping -c <count>` for `ip` sent from `host`'s eth0, one per
+    /// answer, lower case (the lab's own view of who answers ARP for an address).
+    pub fn arp_answers(&self, host: &str, ip: &str, count: u32) -> Result<Vec<String>> {
+        let (count, wait) = (count.to_string(), (count + 1).to_string());
+        let out = self.exec(
+            host,
+            &["arping", "-c", &count, "-w", &wait, "-i", "eth0", ip],
+        )?;
+        // "60 bytes from 02:1b:00:00:00:e7 (10.0.0.150): index=0 time=..."
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_lowercase))
+            .collect())
+    }
+
+    /// The MACs in the Neighbor Advertisements `ndisc6` got for `ip` from `host`'s eth0
+    /// (up to 3 solicitations, 1 s apart), lower case.
+    pub fn ndp_answers(&self, host: &str, ip: &str) -> Result<Vec<String>> {
+        let out = self.exec(
+            host,
+            &["ndisc6", "-m", "-n", "-r", "3", "-w", "1000", ip, "eth0"],
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("Target link-layer address"))
+            .filter_map(|l| l.split_whitespace().last().map(str::to_lowercase))
+            .collect())
+    }
+
     /// `kubectl` as admin against this lab.
     pub fn kubectl(&self) -> std::process::Command {
         self.control_plane.kubectl()

@@ -480,16 +480,17 @@ async fn load_balancer_addresses_sit_on_every_node_but_the_kernel_never_answers_
         )
         .expect("node serves the LB address locally");
     assert_eq!(local.trim(), "node2");
-    let arping = lab
-        .exec(
-            "client",
-            &["arping", "-c", "2", "-w", "2", "-i", "eth0", "10.0.0.150"],
-        )
-        .expect("arping runs");
-    let out = String::from_utf8_lossy(&arping.stdout);
-    assert!(
-        !out.contains("bytes from"),
-        "nobody may answer ARP for 10.0.0.150 yet: {out}"
+    assert_eq!(
+        lab.arp_answers("client", "10.0.0.232", 1)
+            .expect("arping runs"),
+        vec![lab.topo.node(2).mac],
+        "control: a node's own address is answered by that node"
+    );
+    assert_eq!(
+        lab.arp_answers("client", "10.0.0.150", 2)
+            .expect("arping runs"),
+        Vec::<String>::new(),
+        "nobody may answer ARP for 10.0.0.150 yet"
     );
     services
         .delete("lb", &Default::default())

@@ -151,42 +151,12 @@ pub async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> 
 
 /// The MACs that answered `arping -c N` from the client, one per answer.
 pub fn arping(lab: &Lab, ip: &str, count: u32) -> Vec<String> {
-    let out = lab
-        .exec(
-            "client",
-            &[
-                "arping",
-                "-c",
-                &count.to_string(),
-                "-w",
-                "3",
-                "-i",
-                "eth0",
-                ip,
-            ],
-        )
-        .unwrap();
-    // "60 bytes from 02:1b:00:00:00:e7 (10.0.0.150): index=0 time=..."
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .filter_map(|l| l.split_whitespace().nth(3).map(|m| m.to_lowercase()))
-        .collect()
+    lab.arp_answers("client", ip, count).unwrap()
 }
 
-/// The MACs that answered `ndisc6 -m` from the client.
+/// The MACs that answered `ndisc6` from the client.
 pub fn ndisc6(lab: &Lab, ip: &str) -> Vec<String> {
-    let out = lab
-        .exec(
-            "client",
-            &["ndisc6", "-m", "-n", "-r", "2", "-w", "1000", ip, "eth0"],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("Target link-layer address"))
-        .filter_map(|l| l.split_whitespace().last().map(|m| m.to_lowercase()))
-        .collect()
+    lab.ndp_answers("client", ip).unwrap()
 }
 
 /// Sends raw frames from `host`'s eth0 (a thread entering its namespace).

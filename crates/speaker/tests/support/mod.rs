@@ -146,43 +146,14 @@ pub async fn setup(controller: bool, speaker_args: &[&str]) -> Env {
     }
 }
 
-/// The MACs that answered `arping -c count` from the client, one per answer.
+/// The MACs that answered `arping -c N` from the client, one per answer.
 pub fn arping(lab: &Lab, ip: &str, count: u32) -> Vec<String> {
-    let out = lab
-        .exec(
-            "client",
-            &[
-                "arping",
-                "-c",
-                &count.to_string(),
-                "-w",
-                &(count + 1).to_string(),
-                "-i",
-                "eth0",
-                ip,
-            ],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .filter_map(|l| l.split_whitespace().nth(3).map(|m| m.to_lowercase()))
-        .collect()
+    lab.arp_answers("client", ip, count).unwrap()
 }
 
-/// The MACs in the answers `ndisc6` got from the client.
+/// The MACs that answered `ndisc6` from the client.
 pub fn ndisc6(lab: &Lab, ip: &str) -> Vec<String> {
-    let out = lab
-        .exec(
-            "client",
-            &["ndisc6", "-m", "-n", "-r", "3", "-w", "500", ip, "eth0"],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("Target link-layer address"))
-        .filter_map(|l| l.split_whitespace().last().map(|m| m.to_lowercase()))
-        .collect()
+    lab.ndp_answers("client", ip).unwrap()
 }
 
 /// `curl -s -m 1` from the client: the node name that answered (empty if nothing).
