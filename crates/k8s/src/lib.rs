@@ -21,5 +21,22 @@ pub mod service;
 pub mod status;
 pub mod stores;
 
+/// Resolves when the process is asked to stop (SIGTERM, as Kubernetes sends, or Ctrl-C).
+/// Shared by the controller and the speaker so both shut down the same way.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
 pub use service::ServiceInfo;
 pub use stores::{Change, ConfigStores};

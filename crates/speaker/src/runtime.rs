@@ -121,21 +121,6 @@ async fn serve_http(
     })
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => futures::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-}
-
 /// The speaker Pod as an owner reference, if `--pod-name` names an existing Pod.
 async fn pod_owner(client: &Client, args: &Args) -> Option<OwnerReference> {
     let name = args.pod_name.as_ref()?;
@@ -380,7 +365,7 @@ pub async fn run(args: Args) -> Result<()> {
     tokio::select! {
         r = main => r?,
         r = http => r?,
-        _ = shutdown_signal() => {
+        _ = ironlb_k8s::shutdown_signal() => {
             tracing::info!("shutting down");
             if let Some(m) = membership {
                 // Peers drop us at once instead of probing us dead.

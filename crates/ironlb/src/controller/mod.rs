@@ -222,24 +222,9 @@ pub async fn run(args: Args) -> Result<()> {
     tokio::select! {
         r = main => r?,
         r = http => r?,
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = ironlb_k8s::shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => futures::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
 }
 
 /// Binds the metrics and health listeners; the returned future serves them.
