@@ -132,22 +132,7 @@ async fn main() {
         kubectl(&lab, &["create", "namespace", ns]);
     }
     let pool = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bench, namespace: metallb-system}\nspec: {addresses: [10.128.0.0/17]}\n";
-    {
-        use std::io::Write;
-        let mut child = lab
-            .kubectl()
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(pool.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    lab.kubectl_apply(pool).expect("bench pool applied");
 
     eprintln!("[bench] creating {n} LoadBalancer Services");
     let created = create_services(&admin, "bench", n, None).await;

@@ -388,6 +388,27 @@ impl Lab {
             .collect())
     }
 
+    /// `kubectl apply -f -` of `yaml` as admin; returns kubectl's stdout, or an error that
+    /// carries its stderr (for a rejected object: the API server's or webhook's message).
+    pub fn kubectl_apply(&self, yaml: &str) -> Result<String> {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting kubectl")?;
+        child
+            .stdin
+            .take()
+            .context("kubectl's stdin")?
+            .write_all(yaml.as_bytes())?;
+        let out = child.wait_with_output()?;
+        proc::check("kubectl", &["apply", "-f", "-"], out)
+    }
+
     /// `kubectl` as admin against this lab.
     pub fn kubectl(&self) -> std::process::Command {
         self.control_plane.kubectl()

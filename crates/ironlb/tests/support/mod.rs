@@ -9,8 +9,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// A lab with ironlb's CRDs and a running controller.
@@ -71,26 +69,7 @@ pub fn kubectl(lab: &Lab, args: &[&str]) -> String {
 
 /// `kubectl apply -f -` as admin: Ok(stdout) or Err(stderr).
 pub fn apply(lab: &Lab, yaml: &str) -> Result<String, String> {
-    let mut child = lab
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    lab.kubectl_apply(yaml).map_err(|e| format!("{e:#}"))
 }
 
 /// Applies, panicking on failure.

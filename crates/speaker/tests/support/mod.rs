@@ -9,7 +9,6 @@ use ironlb_lab::speakers::{self, SpeakerOptions, Speakers};
 use ironlb_lab::{Lab, LabOptions};
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -42,26 +41,9 @@ pub fn kubectl(lab: &Lab, args: &[&str]) -> String {
 }
 
 pub fn apply_ok(lab: &Lab, yaml: &str) {
-    let mut child = lab
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "apply failed: {}\n{yaml}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = lab.kubectl_apply(yaml) {
+        panic!("apply failed: {e:#}\n{yaml}");
+    }
 }
 
 /// The reference scenario's pool (plus IPv6 addresses) and an L2Advertisement `xixi` with
