@@ -63,6 +63,22 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
         "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\nspec: {ipAddressPools: [good]}\n",
     );
 
+    // A pool and the advertisement naming it, in one apply, right after each other: the
+    // webhook must not judge the second from a cache that has not seen the first yet.
+    for i in 0..5 {
+        apply_ok(
+            &env.lab,
+            &format!(
+                "{}---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: l2-burst-{i}, namespace: metallb-system}}\nspec: {{ipAddressPools: [burst-{i}]}}\n",
+                pool_yaml(
+                    &format!("burst-{i}"),
+                    &[&format!("10.0.5.{}/32", 10 + i)],
+                    ""
+                )
+            ),
+        );
+    }
+
     rejected(
         &env,
         &pool_yaml("bad", &["10.0.0.300-10.0.0.310"], ""),

@@ -208,6 +208,35 @@ impl ConfigStores {
     }
 }
 
+/// The configuration objects of `namespace` read straight from the API server (not from a
+/// store). For the webhook's second look when the stores may lag behind a write that came
+/// just before (a pool and the advertisement naming it in one `kubectl apply`).
+pub async fn fetch_objects(client: &Client, namespace: &str) -> Result<Objects, kube::Error> {
+    async fn list<K>(client: &Client, namespace: &str) -> Result<Vec<K>, kube::Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        let mut items = api.list(&Default::default()).await?.items;
+        items.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        Ok(items)
+    }
+    let secrets: Vec<Secret> = list(client, namespace).await?;
+    Ok(Objects {
+        pools: list(client, namespace).await?,
+        l2_advertisements: list(client, namespace).await?,
+        bgp_advertisements: list(client, namespace).await?,
+        peers: list(client, namespace).await?,
+        bfd_profiles: list(client, namespace).await?,
+        communities: list(client, namespace).await?,
+        secrets: secrets
+            .iter()
+            .map(|s| (s.metadata.name.clone().unwrap_or_default(), secret_data(s)))
+            .collect(),
+    })
+}
+
 /// A Secret as configuration sees it: its type and its data decoded as UTF-8 (keys whose value
 /// is not UTF-8 are left out).
 pub fn secret_data(secret: &Secret) -> SecretData {

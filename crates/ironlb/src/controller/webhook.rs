@@ -500,7 +500,19 @@ async fn validate(
     let request = &body["request"];
     let uid = request["uid"].clone();
     let verdict = match kind_of_path(&hook) {
-        Some(kind) => review(kind, request, &wh.stores.objects(), &wh.ctx),
+        Some(kind) => match review(kind, request, &wh.stores.objects(), &wh.ctx) {
+            Ok(()) => Ok(()),
+            // The stores may not have seen a write made an instant ago (the pool an
+            // advertisement names, in the same `kubectl apply`): before denying, look again at
+            // what the API server holds now. Denials are rare, so the extra reads are cheap.
+            Err(cached) => match ironlb_k8s::fetch_objects(&wh.client, &wh.ctx.namespace).await {
+                Ok(live) => review(kind, request, &live, &wh.ctx),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot re-read the configuration; judging from the cache");
+                    Err(cached)
+                }
+            },
+        },
         None => Err(format!("no webhook at /{hook}")),
     };
     let response = match verdict {
