@@ -1,0 +1,27 @@
+//! BFD, Bidirectional Forwarding Detection (RFC 5880, single hop per RFC 5881, asynchronous
+//! mode), so a BGP session to a router goes down within the detection time of a link failure
+//! rather than the BGP hold time.
+//!
+//! ```text
+//!   params   BFDProfile ─> BfdParams            (pure)
+//!   packet   ControlPacket::encode / decode     (pure, fuzzed)
+//!   session  Session::handle(now, Event) ─> [Action]   (pure state machine, timers as deadlines)
+//!   network  UDP sockets: rx port 3784 with TTL, tx from 49152-65535 with TTL 255
+//!   manager  BfdManager (one task, every session) ─> BfdHandle { state, up, counters }
+//! ```
+//!
+//! The Echo function is not implemented: [`BfdParams::from_profile`] refuses `echoMode: true`
+//! and every packet advertises a Required Min Echo RX Interval of 0 (RFC 5880 §6.8.9).
+
+pub mod manager;
+pub mod network;
+pub mod packet;
+pub mod params;
+pub mod session;
+
+pub use manager::{
+    AddError, BfdCounters, BfdHandle, BfdManager, BfdPeer, BfdState, DropCounters, ManagerConfig,
+};
+pub use packet::{ControlPacket, DecodeError, Diag, State};
+pub use params::{BfdParams, ParamsError};
+pub use session::{Action, Event, Session};
