@@ -1111,6 +1111,52 @@ fn rule_unsupported_features_are_rejected_not_ignored() {
 }
 
 #[test]
+fn rule_native_bgp_without_bfd_refuses_only_the_bfd_profile() {
+    // The feature set of a build whose speaker has native BGP but no BFD yet.
+    let no_bfd = Context {
+        namespace: NS.into(),
+        features: Features {
+            bfd: false,
+            ..Features::native_bgp()
+        },
+    };
+    let objects = Objects {
+        pools: vec![pool("a", &["10.0.0.0/24", "fc00::/120"])],
+        bgp_advertisements: vec![bgp_ad(
+            "ad",
+            v1beta1::BgpAdvertisementSpec {
+                communities: vec!["1:2".into(), "large:1:2:3".into()],
+                ..Default::default()
+            },
+        )],
+        peers: vec![peer(
+            "p",
+            v1beta2::BgpPeerSpec {
+                enable_graceful_restart: Some(true),
+                ebgp_multi_hop: Some(true),
+                ..peer_spec()
+            },
+        )],
+        bfd_profiles: vec![v1beta1::BfdProfile::new("fast", NS, Default::default())],
+        ..Default::default()
+    };
+    let config = build(&objects, &no_bfd).expect("BGP without BFD is served");
+    assert_eq!(config.peers.len(), 1);
+    assert_eq!(config.bgp_advertisements[0].communities.len(), 2);
+    let mut with_bfd = objects.clone();
+    with_bfd.peers[0].spec.bfd_profile = Some("fast".into());
+    let errs = errors_with(&with_bfd, &no_bfd);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.bfdProfile",
+        "is not supported by this ironlb build yet",
+    );
+}
+
+#[test]
 fn rule_ipv6_bgp_needs_the_feature() {
     let objects = Objects {
         pools: vec![pool("v6", &["fc00::/120"])],

@@ -6,6 +6,8 @@
 //!                                 ironlb_layer2_frames_dropped_total{reason}
 //!   conflicts (speaker)           ironlb_layer2_address_conflicts_total{ip}
 //!   membership Stats              ironlb_membership_{datagrams_received,...}_total
+//!   BGP sessions (bgp_runtime)    metallb_bgp_{session_up,updates_total,announced_prefixes_total,
+//!                                 pending_prefixes_total}{peer="addr:port"}
 //! ```
 //!
 //! MetalLB's layer 2 counters carry no `_total` suffix; prometheus-client always appends one
@@ -36,6 +38,19 @@ pub struct AnnouncedLabels {
     pub ip: String,
 }
 
+/// What one BGP session shows (`metallb_bgp_*{peer}`), refreshed by the BGP runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BgpPeerFigures {
+    /// The session is Established.
+    pub session_up: bool,
+    /// UPDATE messages sent.
+    pub updates_sent: u64,
+    /// Prefixes the peer has from us now.
+    pub announced_prefixes: u64,
+    /// Wanted prefixes not sent (session down, family not negotiated).
+    pub pending_prefixes: u64,
+}
+
 /// Everything `/metrics` shows.
 #[derive(Clone)]
 pub struct SpeakerMetrics {
@@ -51,6 +66,8 @@ pub struct SpeakerMetrics {
     pub conflicts: Arc<Mutex<BTreeMap<IpAddr, u64>>>,
     /// The membership's counters, when membership runs.
     pub membership: Arc<Mutex<Option<Stats>>>,
+    /// BGP sessions by MetalLB's `peer` label (`address:port`).
+    pub bgp: Arc<Mutex<BTreeMap<String, BgpPeerFigures>>>,
 }
 
 impl SpeakerMetrics {
@@ -71,6 +88,7 @@ impl SpeakerMetrics {
             responder: Arc::default(),
             conflicts: Arc::default(),
             membership: Arc::default(),
+            bgp: Arc::default(),
         }
     }
 
@@ -176,8 +194,55 @@ pub fn render(m: &SpeakerMetrics) -> String {
             let _ = writeln!(out, "{name} {v}");
         }
     }
+    render_bgp(m, &mut out);
     out.push_str("# EOF\n");
     out
+}
+
+/// `metallb_bgp_*{peer}`: MetalLB's native speaker's names, types and labels (the two
+/// `_total` gauges included).
+fn render_bgp(m: &SpeakerMetrics, out: &mut String) {
+    let Ok(peers) = m.bgp.lock() else { return };
+    type Pick = fn(&BgpPeerFigures) -> u64;
+    let families: [(&str, &str, &str, Pick); 4] = [
+        (
+            "metallb_bgp_session_up",
+            "gauge",
+            "BGP session state (1 is up, 0 is down)",
+            |f| u64::from(f.session_up),
+        ),
+        (
+            "metallb_bgp_updates_total",
+            "counter",
+            "Number of BGP UPDATE messages sent",
+            |f| f.updates_sent,
+        ),
+        (
+            "metallb_bgp_announced_prefixes_total",
+            "gauge",
+            "Number of prefixes currently being advertised on the BGP session",
+            |f| f.announced_prefixes,
+        ),
+        (
+            "metallb_bgp_pending_prefixes_total",
+            "gauge",
+            "Number of prefixes that should be advertised on the BGP session",
+            |f| f.pending_prefixes,
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        // OpenMetrics names a counter family without its samples' `_total`.
+        let family = if kind == "counter" {
+            name.strip_suffix("_total").unwrap_or(name)
+        } else {
+            name
+        };
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} {kind}");
+        for (peer, f) in peers.iter() {
+            let _ = writeln!(out, "{name}{{peer=\"{peer}\"}} {}", pick(f));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -209,5 +274,31 @@ mod tests {
         assert!(text.contains("ironlb_layer2_frames_dropped_total{reason=\"truncated_arp\"} 0"));
         assert!(text.ends_with("# EOF\n"));
         assert_eq!(text.matches("# EOF").count(), 1);
+    }
+
+    #[test]
+    fn bgp_session_metrics_carry_the_peer() {
+        let m = SpeakerMetrics::new();
+        m.bgp.lock().unwrap().insert(
+            "10.0.0.1:179".into(),
+            BgpPeerFigures {
+                session_up: true,
+                updates_sent: 7,
+                announced_prefixes: 3,
+                pending_prefixes: 1,
+            },
+        );
+        let text = render(&m);
+        for line in [
+            "# TYPE metallb_bgp_session_up gauge",
+            "metallb_bgp_session_up{peer=\"10.0.0.1:179\"} 1",
+            "# TYPE metallb_bgp_updates counter",
+            "metallb_bgp_updates_total{peer=\"10.0.0.1:179\"} 7",
+            "metallb_bgp_announced_prefixes_total{peer=\"10.0.0.1:179\"} 3",
+            "metallb_bgp_pending_prefixes_total{peer=\"10.0.0.1:179\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -7,7 +7,7 @@ use crate::status::{DesiredStatuses, StatusWriter};
 use anyhow::{Context as _, Result};
 use futures::StreamExt;
 use ironlb_api::v1beta1::ConfigurationResult;
-use ironlb_config::{Context, Features};
+use ironlb_config::Context;
 use ironlb_k8s::events::{EventSink, Kind, Pending, service_reference};
 use ironlb_k8s::stores::STORE_COUNT;
 use ironlb_k8s::{Change, ConfigStores, ServiceInfo};
@@ -318,6 +318,7 @@ pub async fn run(args: Args) -> Result<()> {
         });
     }
 
+    let bgp = crate::bgp_runtime::BgpSpeaker::start(&client, &args, owner.clone(), &metrics).await;
     // ServiceL2Status writer.
     let (status_tx, status_rx) = watch::channel(DesiredStatuses::new());
     tokio::spawn(
@@ -353,6 +354,7 @@ pub async fn run(args: Args) -> Result<()> {
         ),
         owned: BTreeMap::new(),
         failed_reported: HashSet::new(),
+        bgp,
     };
     let membership_stats = metrics.membership.clone();
     let main = speaker.run(
@@ -387,6 +389,7 @@ struct Speaker {
     state: SpeakerState,
     owned: BTreeMap<String, Owned>,
     failed_reported: HashSet<String>,
+    bgp: crate::bgp_runtime::BgpSpeaker,
 }
 
 /// Relist bookkeeping for one watched kind: keys seen during a re-list.
@@ -406,7 +409,7 @@ impl Speaker {
         let stores = ConfigStores::spawn(&self.client, &self.args.namespace, tx);
         let ctx = Context {
             namespace: self.args.namespace.clone(),
-            features: Features::default(),
+            features: crate::features(),
         };
         let mut services = std::pin::pin!(
             watcher(
@@ -614,6 +617,7 @@ impl Speaker {
     /// Computes what this node owns and hands the differences to the responder, the status
     /// writer, the metrics and the Event sink.
     fn publish(&mut self) {
+        self.bgp.update(&self.state);
         let owned = self.state.owned();
         if owned != self.owned {
             let ann = announcements(&owned);

@@ -173,6 +173,21 @@ impl SpeakerState {
         self.config.as_ref()
     }
 
+    /// Service `key` as held (ours, with addresses).
+    pub fn service(&self, key: &str) -> Option<&ironlb_k8s::ServiceInfo> {
+        self.services.get(key)
+    }
+
+    /// What the Node object `name` says (labels, `NetworkUnavailable`).
+    pub fn node_info(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.get(name)
+    }
+
+    /// The owner-selection settings (`--ignore-exclude-lb`).
+    pub fn settings(&self) -> Settings {
+        self.index.settings()
+    }
+
     /// Replaces the configuration; recomputes every Service (pools may have moved).
     pub fn set_config(&mut self, config: Config) {
         let settings = self.index.settings();

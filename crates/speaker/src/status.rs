@@ -1,22 +1,108 @@
-//! ServiceL2Status objects: one per Service this node announces, owned by the speaker Pod.
+//! ServiceL2Status and ServiceBGPStatus objects: one per Service this node announces, owned
+//! by the speaker Pod. One writer serves both kinds ([`StatusKind`]).
 //!
 //! ```text
-//!   watch::Receiver<DesiredStatuses>  (service key -> interfaces; coalesced: only the latest)
+//!   watch::Receiver<DesiredStatuses>  (service key -> interfaces / peers; coalesced)
 //!        |
-//!        v  StatusWriter::run: list ours (label metallb.io/node=<node>) at start and every 5 min,
-//!           then create (generateName l2-, labels, ownerReference; status via the subresource),
-//!           patch interfaces, delete what is no longer ours; failures retried after 1 s
+//!        v  StatusWriter::run_for::<K>: list ours (label metallb.io/node=<node>) at start and
+//!           every 5 min, then create (generateName l2- / bgp-, labels, ownerReference; status
+//!           via the subresource), patch the list, delete what is no longer ours; failures
+//!           retried after 1 s
 //! ```
 
 use futures::StreamExt;
-use ironlb_api::v1beta1::{InterfaceInfo, ServiceL2Status, ServiceL2StatusStatus};
+use ironlb_api::v1beta1::{
+    InterfaceInfo, ServiceBgpStatus, ServiceBgpStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+};
 use ironlb_k8s::metrics::K8sClientMetrics;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// A per-Service, per-node status kind the speaker writes.
+pub trait StatusKind:
+    kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// `generateName` of new objects (`l2-`, `bgp-`).
+    const PREFIX: &'static str;
+    /// A new object without status.
+    fn with_metadata(metadata: ObjectMeta) -> Self;
+    /// The list the status holds (interfaces, peers).
+    fn items(&self) -> Vec<String>;
+    /// The `status` for Service `key` announced from `node` with `items`.
+    fn status_json(key: &str, node: &str, items: &[String]) -> serde_json::Value;
+}
+
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
+impl StatusKind for ServiceL2Status {
+    const PREFIX: &'static str = "l2-";
+    fn with_metadata(metadata: ObjectMeta) -> Self {
+        ServiceL2Status {
+            metadata,
+            spec: Default::default(),
+            status: None,
+        }
+    }
+    fn items(&self) -> Vec<String> {
+        self.status
+            .as_ref()
+            .map(|s| s.interfaces.iter().filter_map(|i| i.name.clone()).collect())
+            .unwrap_or_default()
+    }
+    fn status_json(key: &str, node: &str, items: &[String]) -> serde_json::Value {
+        let (ns, name) = split_key(key);
+        serde_json::json!(ServiceL2StatusStatus {
+            node: Some(node.to_string()),
+            service_name: Some(name.to_string()),
+            service_namespace: Some(ns.to_string()),
+            interfaces: items
+                .iter()
+                .map(|i| InterfaceInfo {
+                    name: Some(i.clone()),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl StatusKind for ServiceBgpStatus {
+    const PREFIX: &'static str = "bgp-";
+    fn with_metadata(metadata: ObjectMeta) -> Self {
+        ServiceBgpStatus {
+            metadata,
+            spec: Default::default(),
+            status: None,
+        }
+    }
+    fn items(&self) -> Vec<String> {
+        self.status
+            .as_ref()
+            .map(|s| s.peers.clone())
+            .unwrap_or_default()
+    }
+    fn status_json(key: &str, node: &str, items: &[String]) -> serde_json::Value {
+        let (ns, name) = split_key(key);
+        serde_json::json!(ServiceBgpStatusStatus {
+            node: Some(node.to_string()),
+            service_name: Some(name.to_string()),
+            service_namespace: Some(ns.to_string()),
+            peers: items.to_vec(),
+        })
+    }
+}
 
 /// Label: the announcing node.
 pub const LABEL_NODE: &str = "metallb.io/node";
@@ -25,10 +111,11 @@ pub const LABEL_SERVICE_NAME: &str = "metallb.io/service-name";
 /// Label: the Service's namespace.
 pub const LABEL_SERVICE_NAMESPACE: &str = "metallb.io/service-namespace";
 
-/// What should exist: Service key (`namespace/name`) -> the interfaces it is announced on.
+/// What should exist: Service key (`namespace/name`) -> the interfaces (L2) or peers (BGP) it
+/// is announced on.
 pub type DesiredStatuses = BTreeMap<String, Vec<String>>;
 
-/// Writes this node's ServiceL2Status objects.
+/// Writes this node's ServiceL2Status or ServiceBGPStatus objects.
 pub struct StatusWriter {
     /// The client (the speaker's ServiceAccount).
     pub client: Client,
@@ -48,21 +135,6 @@ struct Existing {
     interfaces: Vec<String>,
 }
 
-fn status_of(key: &str, node: &str, interfaces: &[String]) -> ServiceL2StatusStatus {
-    let (ns, name) = key.split_once('/').unwrap_or(("", key));
-    ServiceL2StatusStatus {
-        node: Some(node.to_string()),
-        service_name: Some(name.to_string()),
-        service_namespace: Some(ns.to_string()),
-        interfaces: interfaces
-            .iter()
-            .map(|i| InterfaceInfo {
-                name: Some(i.clone()),
-            })
-            .collect(),
-    }
-}
-
 enum Op {
     Create(String, Vec<String>),
     Patch(String, String, Vec<String>),
@@ -70,26 +142,22 @@ enum Op {
 }
 
 impl StatusWriter {
-    async fn list(&self, api: &Api<ServiceL2Status>) -> kube::Result<BTreeMap<String, Existing>> {
+    async fn list<K: StatusKind>(&self, api: &Api<K>) -> kube::Result<BTreeMap<String, Existing>> {
         let list = api
             .list(&ListParams::default().labels(&format!("{LABEL_NODE}={}", self.node)))
             .await?;
         let mut out = BTreeMap::new();
         for o in list.items {
-            let labels = o.metadata.labels.clone().unwrap_or_default();
+            let labels = o.meta().labels.clone().unwrap_or_default();
             let (Some(ns), Some(name), Some(obj)) = (
                 labels.get(LABEL_SERVICE_NAMESPACE),
                 labels.get(LABEL_SERVICE_NAME),
-                o.metadata.name.clone(),
+                o.meta().name.clone(),
             ) else {
                 continue;
             };
             let key = format!("{ns}/{name}");
-            let interfaces = o
-                .status
-                .as_ref()
-                .map(|s| s.interfaces.iter().filter_map(|i| i.name.clone()).collect())
-                .unwrap_or_default();
+            let interfaces = o.items();
             if let Some(dup) = out.insert(
                 key,
                 Existing {
@@ -104,38 +172,33 @@ impl StatusWriter {
         Ok(out)
     }
 
-    async fn apply(
+    async fn apply<K: StatusKind>(
         &self,
-        api: &Api<ServiceL2Status>,
+        api: &Api<K>,
         op: Op,
     ) -> Result<(String, Option<Existing>), String> {
         self.metrics.updates.inc();
         let result = match op {
             Op::Create(key, interfaces) => {
                 let (ns, name) = key.split_once('/').unwrap_or(("", &key));
-                let obj = ServiceL2Status {
-                    metadata: kube::api::ObjectMeta {
-                        generate_name: Some("l2-".into()),
-                        namespace: Some(self.namespace.clone()),
-                        labels: Some(
-                            [
-                                (LABEL_NODE.to_string(), self.node.clone()),
-                                (LABEL_SERVICE_NAME.to_string(), name.to_string()),
-                                (LABEL_SERVICE_NAMESPACE.to_string(), ns.to_string()),
-                            ]
-                            .into(),
-                        ),
-                        owner_references: self.owner.clone().map(|o| vec![o]),
-                        ..Default::default()
-                    },
-                    spec: Default::default(),
-                    status: None,
-                };
+                let obj = K::with_metadata(ObjectMeta {
+                    generate_name: Some(K::PREFIX.into()),
+                    namespace: Some(self.namespace.clone()),
+                    labels: Some(
+                        [
+                            (LABEL_NODE.to_string(), self.node.clone()),
+                            (LABEL_SERVICE_NAME.to_string(), name.to_string()),
+                            (LABEL_SERVICE_NAMESPACE.to_string(), ns.to_string()),
+                        ]
+                        .into(),
+                    ),
+                    owner_references: self.owner.clone().map(|o| vec![o]),
+                    ..Default::default()
+                });
                 let created = api.create(&PostParams::default(), &obj).await;
-                match created.map(|c| c.metadata.name) {
+                match created.map(|c| c.meta().name.clone()) {
                     Ok(Some(obj_name)) => {
-                        let patch =
-                            serde_json::json!({"status": status_of(&key, &self.node, &interfaces)});
+                        let patch = serde_json::json!({"status": K::status_json(&key, &self.node, &interfaces)});
                         match api
                             .patch_status(&obj_name, &PatchParams::default(), &Patch::Merge(&patch))
                             .await
@@ -149,7 +212,7 @@ impl StatusWriter {
                             )),
                             // The object exists without interfaces: retried as a patch.
                             Err(e) => {
-                                tracing::warn!(service = %key, error = %e, "ServiceL2Status status");
+                                tracing::warn!(kind = %K::kind(&()), service = %key, error = %e, "writing the status");
                                 Ok((
                                     key,
                                     Some(Existing {
@@ -162,13 +225,14 @@ impl StatusWriter {
                     }
                     Ok(None) => Err(key),
                     Err(e) => {
-                        tracing::warn!(service = %key, error = %e, "creating ServiceL2Status");
+                        tracing::warn!(kind = %K::kind(&()), service = %key, error = %e, "creating a status object");
                         Err(key)
                     }
                 }
             }
             Op::Patch(key, obj_name, interfaces) => {
-                let patch = serde_json::json!({"status": status_of(&key, &self.node, &interfaces)});
+                let patch =
+                    serde_json::json!({"status": K::status_json(&key, &self.node, &interfaces)});
                 match api
                     .patch_status(&obj_name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -181,7 +245,7 @@ impl StatusWriter {
                         }),
                     )),
                     Err(e) => {
-                        tracing::warn!(service = %key, error = %e, "updating ServiceL2Status");
+                        tracing::warn!(kind = %K::kind(&()), service = %key, error = %e, "updating a status object");
                         Err(key)
                     }
                 }
@@ -191,7 +255,7 @@ impl StatusWriter {
                     Ok(_) => Ok((key, None)),
                     Err(kube::Error::Api(s)) if s.code == 404 => Ok((key, None)),
                     Err(e) => {
-                        tracing::warn!(service = %key, error = %e, "deleting ServiceL2Status");
+                        tracing::warn!(kind = %K::kind(&()), service = %key, error = %e, "deleting a status object");
                         Err(key)
                     }
                 }
@@ -203,9 +267,16 @@ impl StatusWriter {
         result
     }
 
-    /// Keeps the objects equal to the latest desired set until the sender is dropped.
-    pub async fn run(self, mut desired: watch::Receiver<DesiredStatuses>) {
-        let api: Api<ServiceL2Status> = Api::namespaced(self.client.clone(), &self.namespace);
+    /// Keeps the ServiceL2Status objects equal to the latest desired set until the sender is
+    /// dropped.
+    pub async fn run(self, desired: watch::Receiver<DesiredStatuses>) {
+        self.run_for::<ServiceL2Status>(desired).await;
+    }
+
+    /// Keeps the objects of kind `K` equal to the latest desired set until the sender is
+    /// dropped.
+    pub async fn run_for<K: StatusKind>(self, mut desired: watch::Receiver<DesiredStatuses>) {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut existing: Option<BTreeMap<String, Existing>> = None;
         let mut retry = false;
         let mut relist = tokio::time::interval(Duration::from_secs(300));
@@ -215,7 +286,7 @@ impl StatusWriter {
                 match self.list(&api).await {
                     Ok(e) => existing = Some(e),
                     Err(e) => {
-                        tracing::warn!(error = %e, "listing ServiceL2Status objects");
+                        tracing::warn!(kind = %K::kind(&()), error = %e, "listing status objects");
                         retry = true;
                     }
                 }

@@ -147,10 +147,10 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-/// What this build supports: native BGP's planned set (BGP objects are still refused with
-/// "not supported yet" messages by the pieces not built; see `ironlb_config::Features`).
+/// What this build supports: the speaker's answer ([`ironlb_speaker::features`]), so the
+/// webhook accepts exactly what the speaker can serve.
 pub fn features() -> Features {
-    Features::default()
+    ironlb_speaker::features()
 }
 
 /// Shared readiness and metrics.
