@@ -3,12 +3,8 @@
 //! One binary, one subcommand per component; each lives in its own module and exposes
 //! `Args` (clap) and `run(Args)`. Adding a component is one [`Command`] variant and one module.
 
-// The allocator's error type is large; it is passed through, not boxed.
-#![allow(clippy::result_large_err)]
-
-mod controller;
-
 use clap::{Parser, Subcommand};
+use ironlb::controller;
 use std::process::ExitCode;
 
 #[derive(Parser)]

@@ -96,6 +96,10 @@ pub struct Args {
     /// Do not manage the certificate (use tls.crt / tls.key in --cert-dir as they are).
     #[arg(long)]
     pub disable_cert_rotation: bool,
+    /// How long a webhook certificate the controller makes is valid, in seconds; it is
+    /// renewed when less than a third is left.
+    #[arg(long, env = "IRONLB_WEBHOOK_CERT_VALIDITY_SECS", default_value_t = 365 * 24 * 3600)]
+    pub cert_validity_secs: u64,
     /// Status writes in flight at once.
     #[arg(long, default_value_t = 32)]
     pub write_concurrency: usize,

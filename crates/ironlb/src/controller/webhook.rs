@@ -188,9 +188,6 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// How long a certificate lives; it is renewed when less than a third is left.
-const VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
-
 impl Webhook {
     fn dns_names(&self) -> Vec<String> {
         let (svc, ns) = (&self.args.cert_service_name, &self.args.namespace);
@@ -240,11 +237,7 @@ impl Webhook {
     }
 
     fn validity(&self) -> Duration {
-        std::env::var("IRONLB_WEBHOOK_CERT_VALIDITY_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map(Duration::from_secs)
-            .unwrap_or(VALIDITY)
+        Duration::from_secs(self.args.cert_validity_secs.max(3))
     }
 
     /// Puts the CA into the webhook configuration and the BGPPeer CRD's conversion.
@@ -356,7 +349,12 @@ impl Webhook {
                     tokio::time::sleep(period).await;
                     match this.ensure_cert().await {
                         Ok(b) if b != bundle => {
-                            if let Err(e) = this.inject(&b.ca_crt).await {
+                            // Every renewal makes a new CA. Until the API server has seen the
+                            // new caBundle it must still accept the old certificate, and after
+                            // the swap the new one: trust both for one period, then only the
+                            // new CA (the re-injection below).
+                            let both = format!("{}{}", b.ca_crt, bundle.ca_crt);
+                            if let Err(e) = this.inject(&both).await {
                                 tracing::warn!(error = %e, "cannot inject the new caBundle");
                                 continue;
                             }

@@ -4,14 +4,16 @@
 //!   submit(key, job) --> queue (latest job per key) --> N workers: PATCH services/<name>/status
 //!                                                                 |
 //!                                                                 v
-//!                      ok -> metallb_k8s_client_updates_total    409 -> GET, Feedback::Fresh
+//!                      ok -> metallb_k8s_client_updates_total    replaced -> GET, Feedback::Fresh
 //!                      404 -> nothing (Service gone)              other -> retry 4x, Feedback::Failed
 //! ```
 //!
 //! One write per Service: the status subresource of a Service accepts the
 //! `metallb.io/ip-allocated-from-pool` annotation together with `status.loadBalancer`. The
 //! Service's uid is part of the patch, so a Service deleted and re-created under the same name
-//! answers 409 instead of receiving the old one's address.
+//! refuses the write instead of receiving the old one's address: the API server answers 422
+//! "metadata.uid: field is immutable" (not 409, as one might expect; checked against
+//! kube-apiserver 1.34), and a 409 Conflict is treated the same way.
 
 use ironlb_allocator::ServiceKey;
 use ironlb_k8s::metrics::K8sClientMetrics;
@@ -23,6 +25,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
+
+/// The API server refused the write because the Service is not the one the write was for (a
+/// newer object under the same name) or changed under it: read it again rather than retry.
+fn replaced(status: &kube::core::Status) -> bool {
+    status.code == 409 || (status.code == 422 && status.message.contains("metadata.uid"))
+}
 
 /// What a write reports back to the main loop.
 #[derive(Debug)]
@@ -134,7 +142,7 @@ impl Writer {
                     return;
                 }
                 Err(kube::Error::Api(s)) if s.code == 404 => return,
-                Err(kube::Error::Api(s)) if s.code == 409 => {
+                Err(kube::Error::Api(s)) if replaced(&s) => {
                     self.metrics.update_errors.inc();
                     tracing::info!(service = %key, "write conflicted; reading the Service again");
                     let fresh = api.get_opt(&key.name).await.ok().flatten();
