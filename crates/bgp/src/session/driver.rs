@@ -8,6 +8,11 @@
 //!                        └─> watch<SessionStatus> + Arc<SessionStats> (for the metrics)
 //! ```
 //!
+//! With [`PeerConfig::bfd`] set the session follows a BFD session (RFC 5882 §4.3, as FRR's
+//! `neighbor X bfd`): when BFD goes down after having been up, the session is closed at once
+//! (Cease) and stays closed until BFD is up again. A BFD session that never came up does not
+//! hold BGP back.
+//!
 //! Only outgoing connections are made (as MetalLB's native speaker), so connection collisions
 //! cannot happen here; [`crate::session::fsm::resolve_collision`] is what a listener would use.
 
@@ -49,7 +54,23 @@ pub struct PeerConfig {
     pub ipv6_next_hop: Option<Ipv6Addr>,
     /// State machine settings.
     pub fsm: FsmConfig,
+    /// The BFD session this session follows, if any.
+    pub bfd: Option<BfdGate>,
 }
+
+/// A BFD session's liveness as a BGP session sees it: `true` while the BFD session is Up (for
+/// example `ironlb_bfd::BfdHandle::up()`). A closed channel means "no BFD" from then on.
+#[derive(Debug, Clone)]
+pub struct BfdGate(pub watch::Receiver<bool>);
+
+/// Two gates are equal when they watch the same channel.
+impl PartialEq for BfdGate {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
+impl Eq for BfdGate {}
 
 impl PeerConfig {
     /// A peer on port 179 with the given FSM settings.
@@ -63,6 +84,7 @@ impl PeerConfig {
             ipv4_next_hop: None,
             ipv6_next_hop: None,
             fsm,
+            bfd: None,
         }
     }
 }
@@ -137,7 +159,12 @@ impl Session {
         let (status_tx, status) = watch::channel(initial);
         let stats = Arc::new(SessionStats::default());
         let (stop, stop_rx) = oneshot::channel();
+        let mut bfd = config.bfd.clone().map(|g| g.0);
+        let bfd_was_up = bfd.as_mut().is_some_and(|rx| *rx.borrow_and_update());
         let driver = Driver {
+            bfd,
+            bfd_was_up,
+            bfd_blocked: false,
             fsm: Fsm::new(config.fsm.clone()),
             config,
             rib: AdjRibOut::new(),
@@ -199,6 +226,12 @@ struct Connection {
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
 struct Driver {
+    /// The BFD session followed (None: none, or its channel closed).
+    bfd: Option<watch::Receiver<bool>>,
+    /// BFD has been up at least once.
+    bfd_was_up: bool,
+    /// BFD went down after being up: the session is stopped until it is up again.
+    bfd_blocked: bool,
     config: PeerConfig,
     fsm: Fsm,
     rib: AdjRibOut,
@@ -263,9 +296,13 @@ impl Driver {
                 _ = sleep_until(next_timer.map(|(_, at)| at)) => {
                     if let Some((timer, _)) = next_timer {
                         self.timers.remove(&timer);
-                        self.events.push_back(Event::TimerExpired(timer));
+                        // No reconnecting while BFD holds the session down.
+                        if !(self.bfd_blocked && timer == Timer::ConnectRetry) {
+                            self.events.push_back(Event::TimerExpired(timer));
+                        }
                     }
                 }
+                up = bfd_changed(&mut self.bfd) => self.on_bfd(up),
                 result = poll_connecting(&mut self.connecting) => {
                     self.connecting = None;
                     match result.and_then(|s| Ok((s.local_addr()?, s))) {
@@ -300,6 +337,33 @@ impl Driver {
                 }
             }
             self.process().await;
+        }
+    }
+
+    /// Follows the BFD session: down after up stops the session (Cease, close), up again
+    /// restarts it.
+    fn on_bfd(&mut self, up: Option<bool>) {
+        let peer = self.config.peer_address;
+        match up {
+            Some(false) if self.bfd_was_up && !self.bfd_blocked => {
+                tracing::info!(%peer, "BFD down: closing the BGP session until BFD is up again");
+                self.bfd_blocked = true;
+                self.timers.remove(&Timer::ConnectRetry);
+                self.events.push_back(Event::Stop);
+            }
+            Some(false) => {}
+            Some(true) | None => {
+                if up.is_none() {
+                    self.bfd = None;
+                } else {
+                    self.bfd_was_up = true;
+                }
+                if self.bfd_blocked {
+                    tracing::info!(%peer, "BFD up: BGP session restarting");
+                    self.bfd_blocked = false;
+                    self.events.push_back(Event::Start);
+                }
+            }
         }
     }
 
@@ -529,6 +593,17 @@ impl Driver {
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The BFD gate's next value; None once its channel is closed.
+async fn bfd_changed(rx: &mut Option<watch::Receiver<bool>>) -> Option<bool> {
+    match rx.as_mut() {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => None,
+        },
         None => std::future::pending().await,
     }
 }
