@@ -1,0 +1,454 @@
+//! BGP mode end to end: the controller and a speaker in every node namespace peer with the
+//! lab's FRR (eBGP, AS 64513 -> 64512; iBGP where the test reconfigures FRR). What FRR holds is
+//! read from `vtysh ... json`; traffic goes from `ext-client`, behind the router, to the
+//! Service address. Needs root and `cargo build -p ironlb` first.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use ironlb_api::v1beta1::ServiceBgpStatus;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A pool (IPv4 and IPv6 ranges), an advertisement with `ad_extra` spec lines, and BGPPeers
+/// to the router over IPv4 (`v4`) and IPv6 (`v6`) with `peer_extra` spec lines.
+fn bgp_config(ad_extra: &str, peer_extra: &str) -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bgpnet, namespace: metallb-system}}
+spec:
+  addresses: [\"10.0.0.150-10.0.0.180\", \"fd10::150-fd10::180\"]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: ads, namespace: metallb-system}}
+spec:
+  ipAddressPools: [bgpnet]
+{ad_extra}---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: v4, namespace: metallb-system}}
+spec:
+  myASN: 64513
+  peerASN: 64512
+  peerAddress: 10.0.0.1
+  connectTime: 2s
+{peer_extra}---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: v6, namespace: metallb-system}}
+spec:
+  myASN: 64513
+  peerASN: 64512
+  peerAddress: \"fd10::1\"
+  connectTime: 2s
+{peer_extra}"
+    )
+}
+
+async fn lb_service(env: &Env, name: &str, local: bool, v6: bool) -> String {
+    let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
+    let mut spec = json!({"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": name},
+        "externalTrafficPolicy": if local { "Local" } else { "Cluster" }});
+    if v6 {
+        spec["ipFamilyPolicy"] = json!("SingleStack");
+        spec["ipFamilies"] = json!(["IPv6"]);
+    }
+    let svc: Service =
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
+    api.create(&PostParams::default(), &svc).await.unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let s = api.get(name).await.unwrap();
+        if let Some(ip) = s
+            .status
+            .and_then(|s| s.load_balancer)
+            .and_then(|l| l.ingress)
+            .and_then(|i| i.into_iter().next())
+            .and_then(|i| i.ip)
+        {
+            return ip;
+        }
+        assert!(Instant::now() < deadline, "{name} got no address");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A Pod on `node`; `host_network` ones get the node's IPv6 address too (the lab's pod
+/// network is IPv4 only), for IPv6 Services' endpoints.
+async fn pod(env: &Env, name: &str, app: &str, node: &str, host_network: bool) {
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"nodeName": node, "hostNetwork": host_network,
+                 "containers": [{"name": "c", "image": "lab/none"}]},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &p).await.unwrap();
+}
+
+/// `vtysh -c <cmd>` as JSON.
+fn frr_json(env: &Env, cmd: &str) -> Result<Value, String> {
+    let out = env.lab.router.cli(&[cmd]).map_err(|e| e.to_string())?;
+    serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))
+}
+
+/// FRR's BGP paths for `prefix`.
+fn paths(env: &Env, af: &str, prefix: &str) -> Vec<Value> {
+    frr_json(env, &format!("show bgp {af} unicast {prefix} json"))
+        .map(|v| v["paths"].as_array().cloned().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// The sorted next hops of FRR's BGP paths for `prefix`.
+fn next_hops(env: &Env, af: &str, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = paths(env, af, prefix)
+        .iter()
+        .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn eventually<F: FnMut() -> Result<(), String>>(what: &str, mut check: F) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what} not seen within {LIMIT:?}; last: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_next_hops(env: &Env, af: &str, prefix: &str, want: &[&str]) {
+    eventually(&format!("{prefix} via {want:?}"), || {
+        let got = next_hops(env, af, prefix);
+        if got == want {
+            Ok(())
+        } else {
+            let table = env
+                .lab
+                .router
+                .cli(&[&format!("show bgp {af} unicast")])
+                .unwrap_or_default();
+            Err(format!("{got:?}; FRR's {af} table:\n{table}"))
+        }
+    })
+    .await;
+}
+
+/// The node names that answered `n` requests from ext-client to `url`.
+fn answers(env: &Env, url: &str, n: usize) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for _ in 0..n {
+        let out = env
+            .lab
+            .exec("ext-client", &["curl", "-s", "--max-time", "2", url])
+            .unwrap();
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !name.is_empty() {
+            seen.insert(name);
+        }
+    }
+    seen
+}
+
+async fn bgp_statuses(env: &Env, service: &str) -> Vec<(String, Vec<String>)> {
+    let api: Api<ServiceBgpStatus> = Api::namespaced(env.client.clone(), "metallb-system");
+    let mut v: Vec<(String, Vec<String>)> = api
+        .list(&ListParams::default().labels(&format!("metallb.io/service-name={service}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|s| {
+            let st = s.status?;
+            Some((st.node?, st.peers))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+async fn wait_bgp_statuses(env: &Env, service: &str, want: &[(&str, &[&str])]) {
+    let want: Vec<(String, Vec<String>)> = want
+        .iter()
+        .map(|(n, p)| (n.to_string(), p.iter().map(|s| s.to_string()).collect()))
+        .collect();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let got = bgp_statuses(env, service).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ServiceBGPStatus of {service}: {got:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const NODES_V4: [&str; 3] = ["10.0.0.231", "10.0.0.232", "10.0.0.233"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
+    let env = setup(true, &[]).await;
+    // Hash flows on ports too, so requests from one client spread over the next hops.
+    env.lab
+        .exec_ok(
+            "router",
+            &["sysctl", "-w", "net.ipv4.fib_multipath_hash_policy=1"],
+        )
+        .unwrap();
+    apply_ok(
+        &env.lab,
+        &bgp_config("  communities: [\"64512:100\", \"large:64512:1:2\"]\n", ""),
+    );
+    pod(&env, "web-1", "web", "node1", false).await;
+    let ip = lb_service(&env, "web", false, false).await;
+    assert_eq!(ip, "10.0.0.150");
+
+    // (a) Cluster policy: every node announces; FRR installs three next hops.
+    wait_next_hops(&env, "ipv4", "10.0.0.150/32", &NODES_V4).await;
+    for p in paths(&env, "ipv4", "10.0.0.150/32") {
+        assert_eq!(p["community"]["string"], "64512:100", "{p}");
+        assert_eq!(p["largeCommunity"]["string"], "64512:1:2", "{p}");
+        assert_eq!(p["aspath"]["string"], "64513", "{p}");
+    }
+    eventually("three next hops in FRR's RIB", || {
+        let v = frr_json(&env, "show ip route 10.0.0.150/32 json")?;
+        let hops = v["10.0.0.150/32"][0]["nexthops"]
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0);
+        if hops == 3 {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let seen = answers(&env, "http://10.0.0.150/", 30);
+    assert!(seen.len() > 1, "requests reached only {seen:?}");
+
+    // (h) ServiceBGPStatus per node (the IPv4 address goes to the IPv4 peer only), Events and
+    // metrics.
+    let v4: &[&str] = &["v4"];
+    wait_bgp_statuses(&env, "web", &[("node1", v4), ("node2", v4), ("node3", v4)]).await;
+    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let notes: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("nodeAssigned"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("with protocol \"bgp\"")),
+        "{notes:?}"
+    );
+    let metrics = env.speakers.metrics(1).unwrap();
+    for line in [
+        "metallb_bgp_session_up{peer=\"10.0.0.1:179\"} 1",
+        "metallb_bgp_session_up{peer=\"[fd10::1]:179\"} 1",
+        "metallb_bgp_announced_prefixes_total{peer=\"10.0.0.1:179\"} 1",
+        "metallb_bgp_pending_prefixes_total{peer=\"10.0.0.1:179\"} 0",
+        "metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node1\",ip=\"10.0.0.150\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("metallb_bgp_updates_total{peer=\"10.0.0.1:179\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+
+    // (b) Local policy with the only endpoint on node2: node2 alone.
+    pod(&env, "local-1", "local", "node2", false).await;
+    let lip = lb_service(&env, "local", true, false).await;
+    wait_next_hops(&env, "ipv4", &format!("{lip}/32"), &["10.0.0.232"]).await;
+    assert_eq!(
+        answers(&env, &format!("http://{lip}/"), 5),
+        BTreeSet::from(["node2".to_string()])
+    );
+
+    // (f) An IPv6 Service over the IPv6 sessions.
+    pod(&env, "web6-1", "web6", "node3", true).await;
+    let ip6 = lb_service(&env, "web6", false, true).await;
+    assert!(ip6.starts_with("fd10::"), "{ip6}");
+    wait_next_hops(
+        &env,
+        "ipv6",
+        &format!("{ip6}/128"),
+        &["fd10::231", "fd10::232", "fd10::233"],
+    )
+    .await;
+    let v6: &[&str] = &["v6"];
+    wait_bgp_statuses(&env, "web6", &[("node1", v6), ("node2", v6), ("node3", v6)]).await;
+    // Not over the IPv4 session (no dualStackAddressFamily).
+    assert!(
+        next_hops(&env, "ipv6", &format!("{ip6}/128"))
+            .iter()
+            .all(|h| h.contains(':'))
+    );
+
+    // (d) Advertisement node selector: node3 excluded.
+    apply_ok(
+        &env.lab,
+        &bgp_config(
+            "  nodeSelectors:\n  - matchExpressions:\n    - {key: kubernetes.io/hostname, operator: NotIn, values: [node3]}\n",
+            "",
+        ),
+    );
+    wait_next_hops(&env, "ipv4", "10.0.0.150/32", &NODES_V4[..2]).await;
+    wait_bgp_statuses(&env, "web", &[("node1", v4), ("node2", v4)]).await;
+    // Peer node selector: only node1 peers at all.
+    apply_ok(
+        &env.lab,
+        &bgp_config(
+            "",
+            "  nodeSelectors:\n  - matchLabels: {kubernetes.io/hostname: node1}\n",
+        ),
+    );
+    wait_next_hops(&env, "ipv4", "10.0.0.150/32", &NODES_V4[..1]).await;
+    eventually("node3's session down at FRR", || {
+        let v = frr_json(&env, "show bgp summary json")?;
+        match v["ipv4Unicast"]["peers"]["10.0.0.233"]["state"].as_str() {
+            Some("Established") => Err(v.to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    assert!(
+        !env.speakers
+            .metrics(3)
+            .unwrap()
+            .contains("metallb_bgp_session_up{peer=\"10.0.0.1:179\"}"),
+        "node3 has no session"
+    );
+    apply_ok(&env.lab, &bgp_config("", ""));
+    wait_next_hops(&env, "ipv4", "10.0.0.150/32", &NODES_V4).await;
+
+    // (e) Service deleted: withdrawn everywhere, statuses gone.
+    let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_next_hops(&env, "ipv4", "10.0.0.150/32", &[]).await;
+    wait_bgp_statuses(&env, "web", &[]).await;
+    // The other Services stay.
+    wait_next_hops(&env, "ipv4", &format!("{lip}/32"), &["10.0.0.232"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ibgp_local_pref_and_graceful_restart_keep_traffic_flowing() {
+    let env = setup(true, &[]).await;
+    // node1 becomes an iBGP neighbor of the router (AS 64512), with graceful restart.
+    let node1 = "10.0.0.231";
+    env.lab
+        .router
+        .cli(&[
+            "configure terminal",
+            "router bgp 64512",
+            "bgp graceful-restart",
+            &format!("no neighbor {node1}"),
+            &format!("neighbor {node1} remote-as 64512"),
+            "address-family ipv4 unicast",
+            &format!("neighbor {node1} activate"),
+            "exit-address-family",
+        ])
+        .unwrap();
+    apply_ok(
+        &env.lab,
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bgpnet, namespace: metallb-system}
+spec:
+  addresses: [\"10.0.0.150-10.0.0.180\"]
+---
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: aliases, namespace: metallb-system}
+spec:
+  communities:
+  - {name: mine, value: \"64512:7\"}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: ads, namespace: metallb-system}
+spec:
+  ipAddressPools: [bgpnet]
+  localPref: 250
+  communities: [mine, \"large:64512:9:9\"]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: ibgp, namespace: metallb-system}
+spec:
+  myASN: 64512
+  peerASN: 64512
+  peerAddress: 10.0.0.1
+  connectTime: 2s
+  enableGracefulRestart: true
+  nodeSelectors:
+  - matchLabels: {kubernetes.io/hostname: node1}
+",
+    );
+    pod(&env, "web-1", "web", "node1", false).await;
+    let ip = lb_service(&env, "web", false, false).await;
+    let prefix = format!("{ip}/32");
+    wait_next_hops(&env, "ipv4", &prefix, &[node1]).await;
+    let p = paths(&env, "ipv4", &prefix).remove(0);
+    assert_eq!(p["locPrf"], 250, "{p}");
+    assert_eq!(p["aspath"]["length"], 0, "{p}");
+    assert_eq!(p["community"]["string"], "64512:7", "{p}");
+    assert_eq!(p["largeCommunity"]["string"], "64512:9:9", "{p}");
+    let url = format!("http://{ip}/");
+    assert_eq!(
+        answers(&env, &url, 1),
+        BTreeSet::from(["node1".to_string()])
+    );
+
+    // Kill node1's speaker: FRR keeps the route, marked stale, and traffic flows.
+    env.speakers.kill(1).unwrap();
+    eventually("FRR marks the route stale", || {
+        match paths(&env, "ipv4", &prefix).first() {
+            Some(p) if p["stale"] == true => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        answers(&env, &url, 3),
+        BTreeSet::from(["node1".to_string()])
+    );
+    // Back: the route is refreshed (no longer stale) and never went away.
+    env.speakers.start(1).unwrap();
+    eventually("the route refreshed after the restart", || {
+        match paths(&env, "ipv4", &prefix).first() {
+            Some(p) if p["stale"] != true && p["locPrf"] == 250 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        answers(&env, &url, 1),
+        BTreeSet::from(["node1".to_string()])
+    );
+}
