@@ -46,6 +46,7 @@ fn index(services: usize) -> OwnerIndex {
                 local_traffic_policy: false,
                 has_serving_endpoint: true,
                 serving_nodes: BTreeSet::new(),
+                shares_address: false,
             },
         );
     }

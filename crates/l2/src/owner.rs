@@ -16,6 +16,8 @@
 //! 1. no serving endpoint anywhere: nobody announces;
 //! 2. the advertisements that apply are those naming the Service's pool whose
 //!    `serviceSelectors` are empty or one matches the Service's labels; none: nobody announces;
+//!    a Service sharing its address (`allow-shared-ip`) while one of them has
+//!    `serviceSelectors`: nobody announces (siblings on the address could elect different nodes);
 //! 3. candidates: live nodes selected by an applying advertisement's `nodeSelectors` (empty =
 //!    all), minus nodes with `NetworkUnavailable` or the exclude label (unless
 //!    `ignore_exclude_lb`); with `externalTrafficPolicy: Local`, only nodes with a serving
@@ -57,6 +59,8 @@ pub struct ServiceInfo {
     pub has_serving_endpoint: bool,
     /// Nodes hosting a serving endpoint (used with `local_traffic_policy`).
     pub serving_nodes: BTreeSet<String>,
+    /// The Service asks to share its address (a non-empty `metallb.io/allow-shared-ip`).
+    pub shares_address: bool,
 }
 
 /// Settings of the speaker that affect owner selection.
@@ -78,6 +82,13 @@ pub enum NoOwner {
     /// No live node is eligible (selectors, exclusions, endpoints for ETP Local).
     #[error("no live node is eligible to announce the service")]
     NoEligibleNode,
+    /// The Service shares its address (`allow-shared-ip`) and an applying L2Advertisement has
+    /// `serviceSelectors`: Services sharing the address could match different advertisements
+    /// and elect different nodes, so nobody announces it (MetalLB's rule since v0.16).
+    #[error(
+        "the service shares its address (allow-shared-ip) and an L2Advertisement applying to it has serviceSelectors: not announced"
+    )]
+    SharedWithServiceSelectors,
 }
 
 /// The owner of a Service's address, or why there is none.
@@ -173,6 +184,9 @@ fn decide<'a>(
     }
     if applying.is_empty() {
         return Err(NoOwner::NoAdvertisement);
+    }
+    if svc.shares_address && applying.iter().any(|ad| !ad.service_selectors.is_empty()) {
+        return Err(NoOwner::SharedWithServiceSelectors);
     }
     let rank = |(name, node): (&'a String, &'a NodeInfo)| {
         candidate_rank(name, node, svc, applying, ip_text, settings).map(|r| (r, name))

@@ -57,6 +57,7 @@ fn svc(ip: &str) -> ServiceInfo {
         local_traffic_policy: false,
         has_serving_endpoint: true,
         serving_nodes: BTreeSet::new(),
+        shares_address: false,
     }
 }
 
@@ -77,6 +78,41 @@ fn lowest_hash_wins_and_the_next_takes_over() {
     n.remove("node1");
     assert_eq!(owner(&svc("10.0.0.150"), &ads, &n).unwrap(), "node3");
     assert!(node_hash("node1", "10.0.0.150") < node_hash("node3", "10.0.0.150"));
+}
+
+#[test]
+fn a_shared_address_is_not_announced_when_an_applying_ad_selects_services() {
+    let mut web = svc("10.0.0.150");
+    web.labels = labels(&[("app", "web")]);
+    web.shares_address = true;
+    let mut picky = ad("picky", "linuxnet");
+    picky.service_selectors = vec![sel(&[("app", "web")])];
+    // Sharing and a serviceSelectors advertisement applying: nobody announces.
+    assert_eq!(
+        owner(&web, &[picky.clone()], &nodes(3)),
+        Err(NoOwner::SharedWithServiceSelectors)
+    );
+    // Also when a selector-less advertisement applies too: siblings could still differ.
+    assert_eq!(
+        owner(&web, &[ad("xixi", "linuxnet"), picky.clone()], &nodes(3)),
+        Err(NoOwner::SharedWithServiceSelectors)
+    );
+    // Controls: the same Service without sharing is announced; sharing with only
+    // selector-less advertisements is announced; a selecting ad that does not apply (other
+    // labels) does not count.
+    let mut alone = web.clone();
+    alone.shares_address = false;
+    assert_eq!(owner(&alone, &[picky.clone()], &nodes(3)).unwrap(), "node1");
+    assert_eq!(
+        owner(&web, &[ad("xixi", "linuxnet")], &nodes(3)).unwrap(),
+        "node1"
+    );
+    let mut db = ad("db", "linuxnet");
+    db.service_selectors = vec![sel(&[("app", "db")])];
+    assert_eq!(
+        owner(&web, &[ad("xixi", "linuxnet"), db], &nodes(3)).unwrap(),
+        "node1"
+    );
 }
 
 #[test]

@@ -229,8 +229,9 @@ fn service_info() -> impl Strategy<Value = ServiceInfo> {
         any::<bool>(),
         prop::bool::weighted(0.9),
         proptest::collection::btree_set(0..NODES, 0..3),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(ip, pool, tier, local, serving, nodes)| {
+        .prop_map(|(ip, pool, tier, local, serving, nodes, shares)| {
             let mut labels = BTreeMap::new();
             labels.insert("tier".to_string(), format!("t{tier}"));
             ServiceInfo {
@@ -241,6 +242,7 @@ fn service_info() -> impl Strategy<Value = ServiceInfo> {
                 local_traffic_policy: local,
                 has_serving_endpoint: serving || !nodes.is_empty(),
                 serving_nodes: nodes.into_iter().map(node_name).collect::<BTreeSet<_>>(),
+                shares_address: shares,
             }
         })
 }
@@ -352,8 +354,14 @@ proptest! {
         } else {
             prop_assert!(matches!(
                 a,
-                Err(NoOwner::NoServingEndpoint | NoOwner::NoAdvertisement | NoOwner::NoEligibleNode)
+                Err(NoOwner::NoServingEndpoint
+                    | NoOwner::NoAdvertisement
+                    | NoOwner::NoEligibleNode
+                    | NoOwner::SharedWithServiceSelectors)
             ));
+            if a == Err(NoOwner::SharedWithServiceSelectors) {
+                prop_assert!(svc.shares_address);
+            }
         }
     }
 }

@@ -347,6 +347,7 @@ impl SpeakerState {
             local_traffic_policy: info.traffic_policy_local,
             has_serving_endpoint: any_serving,
             serving_nodes,
+            shares_address: !info.sharing_key.is_empty(),
         })
     }
 

@@ -304,6 +304,7 @@ fn interfaces_are_the_union_of_the_ads_selecting_the_node() {
         local_traffic_policy: false,
         has_serving_endpoint: true,
         serving_nodes: BTreeSet::new(),
+        shares_address: false,
     };
     let labels = BTreeMap::from([("kubernetes.io/hostname".to_string(), "node1".to_string())]);
     let a = ad("a", |a| a.interfaces = vec!["eth1".into()]);
@@ -341,4 +342,66 @@ fn interfaces_are_the_union_of_the_ads_selecting_the_node() {
     assert_eq!(ann[&ip("10.0.0.150")].interfaces, vec!["eth0", "eth1"]);
     assert_eq!(ann[&ip("fd10::150")].interfaces, vec!["eth0"]);
     assert!(ann.values().all(|a| a.answer));
+}
+
+fn mk_labelled_service(
+    name: &str,
+    ip: &str,
+    labels: serde_json::Value,
+    annotations: serde_json::Value,
+) -> ironlb_k8s::ServiceInfo {
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+                     "labels": labels, "annotations": annotations},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+    }))
+    .unwrap();
+    ironlb_k8s::ServiceInfo::from_service(&svc)
+}
+
+#[test]
+fn a_shared_address_with_a_service_selecting_advertisement_is_not_announced() {
+    let picky = ad("picky", |a| {
+        a.service_selectors = vec![LabelSelector {
+            match_labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+            match_expressions: vec![],
+        }]
+    });
+    let mut st = cluster("node1", vec![picky.clone()], 0);
+    let cases = [
+        (
+            "shared",
+            "10.0.0.160",
+            json!({"metallb.io/allow-shared-ip": "k"}),
+        ),
+        (
+            "shared-old",
+            "10.0.0.161",
+            json!({"metallb.universe.tf/allow-shared-ip": "k"}),
+        ),
+        ("alone", "10.0.0.162", json!({})),
+    ];
+    for (name, ip, annotations) in &cases {
+        st.upsert_service(mk_labelled_service(
+            name,
+            ip,
+            json!({"app": "web"}),
+            annotations.clone(),
+        ));
+        let (key, info) = mk_slice(name, &[("node1", Some(true), None)]);
+        st.upsert_slice(&key, info);
+    }
+    for shared in ["default/shared", "default/shared-old"] {
+        assert_eq!(
+            st.decision(shared),
+            Some(&Err(NoOwner::SharedWithServiceSelectors)),
+            "{shared}"
+        );
+        assert!(!st.owned().contains_key(shared));
+    }
+    // Control: the same Service without the annotation is announced as select_owner says.
+    let want = expected(&st, "default/alone", &NODES, &[picky]);
+    assert!(want.is_ok());
+    assert_eq!(st.decision("default/alone"), Some(&want));
 }

@@ -221,6 +221,7 @@ pub fn expected_owner(
             .iter()
             .map(|s| s.to_string())
             .collect::<BTreeSet<_>>(),
+        shares_address: false,
     };
     let ads = vec![L2Advertisement {
         name: "xixi".into(),
@@ -241,19 +242,24 @@ pub struct Capture {
 
 impl Capture {
     pub fn start(lab: &Lab, host: &str, filter: &str) -> Capture {
+        Capture::start_with(lab, host, &[], filter)
+    }
+
+    /// With more tcpdump flags (e.g. `-tt`).
+    pub fn start_with(lab: &Lab, host: &str, flags: &[&str], filter: &str) -> Capture {
         let file = lab
             .dir
             .join(format!("tcpdump-{host}-{}.txt", std::process::id()));
         let out = std::fs::File::create(&file).unwrap();
         let netns = lab.topo.netns(host);
-        let child = ironlb_lab::proc::in_netns(
-            &netns,
-            &["tcpdump", "-l", "-n", "-e", "-i", "eth0", filter],
-        )
-        .stdout(out)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut argv = vec!["tcpdump", "-l", "-n", "-e"];
+        argv.extend_from_slice(flags);
+        argv.extend_from_slice(&["-i", "eth0", filter]);
+        let child = ironlb_lab::proc::in_netns(&netns, &argv)
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(500));
         Capture { child, file }
     }
@@ -503,4 +509,150 @@ pub async fn wait_service_event(env: &Env, service: &str, reason: &str, contains
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A client in the `client` namespace that starts an HTTP request to `addr` every `every`
+/// (each in its own thread, waiting up to 1 s, so requests overlap and a request stuck on a dead
+/// MAC does not delay the next one), recording when each answer arrived and which node sent it.
+/// In-process: no `curl` start-up per request, so the figures measure the network, not fork.
+pub struct HttpProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answers: std::sync::Arc<std::sync::Mutex<Vec<(f64, String)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpProbe {
+    pub fn start(lab: &Lab, addr: std::net::SocketAddr, every: Duration) -> HttpProbe {
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex};
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answers: Arc<Mutex<Vec<(f64, String)>>> = Arc::default();
+        let netns = lab.topo.netns("client");
+        let (stop2, answers2) = (stop.clone(), answers.clone());
+        let thread = std::thread::spawn(move || {
+            // Threads started from here inherit the client's network namespace.
+            ironlb_sys::netns::enter_netns(&ironlb_sys::netns::named_netns_path(&netns)).unwrap();
+            let mut next = Instant::now();
+            while !stop2.load(Ordering::Relaxed) {
+                let answers = answers2.clone();
+                std::thread::spawn(move || {
+                    if let Some(node) = http_get_node(addr, Duration::from_secs(1)) {
+                        answers.lock().unwrap().push((unix_now(), node));
+                    }
+                });
+                next += every;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+        HttpProbe {
+            stop,
+            answers,
+            thread: Some(thread),
+        }
+    }
+
+    /// The first answer from `node` at or after `since` (unix seconds).
+    pub fn first_from(&self, node: &str, since: f64) -> Option<f64> {
+        self.answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, r)| *t >= since && r == node)
+            .map(|(t, _)| *t)
+            .min_by(f64::total_cmp)
+    }
+}
+
+impl Drop for HttpProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One `GET /` over a fresh connection: the body (the node's name), or `None` on any failure.
+fn http_get_node(addr: std::net::SocketAddr, limit: Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + limit;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, limit).ok()?;
+    let left = deadline.checked_duration_since(Instant::now())?;
+    s.set_read_timeout(Some(left)).ok()?;
+    s.set_write_timeout(Some(left)).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.trim().to_string())
+}
+
+/// Unix seconds of a log line that starts with an RFC 3339 UTC timestamp
+/// (`2026-11-25T13:22:28.123456Z ...`, tracing's default format).
+pub fn log_line_time(line: &str) -> Option<f64> {
+    let ts = line.split_whitespace().next()?;
+    let ts = ts.split_once('Z')?.0;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + min * 60) as f64 + sec)
+}
+
+/// The time of the first line of `log` at or after `since` containing every one of `words`.
+pub fn first_log_line(log: &std::path::Path, since: f64, words: &[&str]) -> Option<f64> {
+    std::fs::read_to_string(log)
+        .ok()?
+        .lines()
+        .map(strip_ansi)
+        .filter(|l| words.iter().all(|w| l.contains(w)))
+        .filter_map(|l| log_line_time(&l))
+        .find(|t| *t >= since)
+}
+
+/// `line` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for e in chars.by_ref() {
+                if e.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A packet capture in a lab host with unix timestamps per line (`tcpdump -tt`).
+pub fn timed_capture(lab: &Lab, host: &str, filter: &str) -> Capture {
+    Capture::start_with(lab, host, &["-tt"], filter)
+}
+
+/// The unix time of the first captured line at or after `since` that `pred` accepts.
+pub fn first_captured(capture: &Capture, since: f64, pred: impl Fn(&str) -> bool) -> Option<f64> {
+    capture
+        .text()
+        .lines()
+        .filter(|l| pred(l))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .find(|t| *t >= since)
 }
