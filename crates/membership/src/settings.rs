@@ -5,8 +5,10 @@ use std::time::Duration;
 
 /// Timings of probing, suspicion, gossip and replay protection.
 ///
-/// The defaults detect a dead speaker in well under a second on a LAN (see the crate docs for the
-/// measured figures and the false-positive trade-off).
+/// The defaults detect a dead speaker in about a quarter of a second on a LAN: a member is
+/// suspected one probe period after a survivor first probes it and declared down
+/// `suspect_to_down_after` later (see the crate docs for the measured figures and the
+/// false-positive trade-off).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// How often each member probes one other member (round robin in random order).
@@ -35,10 +37,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            probe_period: Duration::from_millis(100),
-            probe_rtt: Duration::from_millis(40),
+            probe_period: Duration::from_millis(50),
+            probe_rtt: Duration::from_millis(20),
             indirect_probes: NonZeroUsize::MIN.saturating_add(2),
-            suspect_to_down_after: Duration::from_millis(300),
+            suspect_to_down_after: Duration::from_millis(200),
             gossip_interval: Duration::from_millis(30),
             announce_interval: Duration::from_millis(500),
             remove_down_after: Duration::from_secs(15),
@@ -51,7 +53,7 @@ impl Default for Settings {
 
 impl Settings {
     /// How many times an update is piggybacked: memberlist's `4·log10(n+1)`, but at least 6 —
-    /// with a 300 ms suspicion, a suspicion and its refutation must not run out of copies in a
+    /// with a 200 ms suspicion, a suspicion and its refutation must not run out of copies in a
     /// small cluster where every copy crosses the same few lossy links.
     pub fn max_transmissions(cluster_size: usize) -> NonZeroU8 {
         let n = f64::from(u32::try_from(cluster_size).unwrap_or(u32::MAX));

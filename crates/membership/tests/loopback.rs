@@ -59,13 +59,18 @@ async fn killed_member_is_detected_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_leave_is_seen_at_once() {
-    let mut nodes = cluster(3, Settings::default()).await;
+    // A suspicion long enough that probing alone cannot explain a drop within the bound below.
+    let settings = Settings {
+        suspect_to_down_after: Duration::from_millis(400),
+        ..Settings::default()
+    };
+    let mut nodes = cluster(3, settings).await;
     converge(&nodes, Duration::from_secs(3)).await;
     let leaving = nodes[2].member.take().expect("running");
     let left_at = std::time::Instant::now();
     leaving.leave().await;
     for n in &nodes[..2] {
-        // Probing could not notice in under ~300 ms (suspicion alone lasts that long).
+        // Probing could not notice in under ~400 ms (suspicion alone lasts that long).
         wait_for(n.m(), Duration::from_millis(150), |s| !s.contains("node3"))
             .await
             .unwrap_or_else(|seen| panic!("{} still sees node3: {seen:?}", n.name));

@@ -1,7 +1,11 @@
 //! Layer 2 failover time in the lab: from the moment the owner dies (its speaker `kill -9`ed,
-//! or its LAN link set down) to the first `curl` from `client` answered by the new owner
-//! (client loops `curl -m 0.15`; the HTTP servers answer their node's name). 20 trials per
-//! way of dying (`FAILOVER_TRIALS` to change); prints min / p50 / p99 / max.
+//! or its LAN link set down) to the first HTTP request from `client` answered by the new owner
+//! (the client starts a request every 20 ms, each in its own thread and waiting up to 1 s, so
+//! the resolution is 20 ms in both ways of dying; the HTTP servers answer their node's name).
+//! 20 trials per way of dying (`FAILOVER_TRIALS` to change); prints min / p50 / p99 / max and
+//! where the time went per trial: the next owner's membership verdict and its decision (its
+//! log), its gratuitous ARP reaching the client (tcpdump), the client's first answer.
+//! `FAILOVER_SPEAKER_ARGS` passes more speaker flags (e.g. other membership timings).
 //! Optional: `SPEAKER_RSS_SERVICES=10000` also measures the speakers' RSS with that many
 //! Services. Needs root and `cargo build --release -p ironlb` first (the bench runs the
 //! `ironlb` binary of its own profile).
@@ -16,7 +20,9 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const VIP: &str = "10.0.0.150";
-const URL: &str = "http://10.0.0.150/";
+const ADDR: &str = "10.0.0.150:80";
+/// The client starts a request this often (each in its own thread, waiting up to 1 s).
+const REQUEST_EVERY: Duration = Duration::from_millis(20);
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let idx = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -29,11 +35,24 @@ enum Death {
     LinkDown,
 }
 
-async fn trial(env: &Env, owner: &str, next: &str, death: Death, n: usize) -> f64 {
+/// When each step of one failover happened, in seconds after the death.
+#[derive(Debug, Default, Clone, Copy)]
+struct Steps {
+    /// The next owner's membership declared the owner down (its log).
+    detected: Option<f64>,
+    /// The next owner decided to announce the address (its log).
+    announced: Option<f64>,
+    /// The client saw the next owner's first gratuitous ARP (tcpdump in `client`).
+    garp: Option<f64>,
+    /// The client got its first answer from the next owner: the failover time.
+    answered: f64,
+}
+
+async fn trial(env: &Env, capture: &Capture, owner: &str, next: &str, death: Death) -> Steps {
     let lab = &env.lab;
     let i: usize = owner.trim_start_matches("node").parse().unwrap();
     let netns = lab.topo.netns(owner);
-    let probe = CurlLoop::start(lab, URL, &format!("{death:?}-{n}"));
+    let probe = HttpProbe::start(lab, ADDR.parse().unwrap(), REQUEST_EVERY);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let died = unix_now();
     match death {
@@ -43,7 +62,7 @@ async fn trial(env: &Env, owner: &str, next: &str, death: Death, n: usize) -> f6
         }
     }
     let deadline = Instant::now() + Duration::from_secs(15);
-    let took = loop {
+    let answered = loop {
         if let Some(t) = probe.first_from(next, died) {
             break t - died;
         }
@@ -53,6 +72,31 @@ async fn trial(env: &Env, owner: &str, next: &str, death: Death, n: usize) -> f6
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     drop(probe);
+    // Let tcpdump flush its lines.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = &env
+        .speakers
+        .nodes
+        .iter()
+        .find(|n| n.node == next)
+        .unwrap()
+        .daemon
+        .log_file;
+    let member = format!("member={owner}");
+    let since = |t: Option<f64>| t.map(|t| t - died);
+    let next_mac = mac_of(lab, next);
+    let steps = Steps {
+        detected: since(first_log_line(log, died, &[&member, "kind=Failed"])),
+        announced: since(first_log_line(
+            log,
+            died,
+            &["announcing", &format!("ips=[{VIP}")],
+        )),
+        garp: since(first_captured(capture, died, |l| {
+            is_gratuitous_arp(l, &next_mac, VIP)
+        })),
+        answered,
+    };
     // Bring the owner back and wait until it owns the address again, settled.
     match death {
         Death::Kill => env.speakers.restart(i).await.unwrap(),
@@ -62,7 +106,22 @@ async fn trial(env: &Env, owner: &str, next: &str, death: Death, n: usize) -> f6
     }
     wait_arp_owner(lab, VIP, Some(owner), Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    took
+    steps
+}
+
+fn ms(t: Option<f64>) -> String {
+    t.map(|t| format!("{:4.0}", t * 1000.0))
+        .unwrap_or_else(|| "   ?".into())
+}
+
+/// p50 of the known values of one step, in ms.
+fn median_ms(values: impl Iterator<Item = Option<f64>>) -> String {
+    let mut v: Vec<f64> = values.flatten().collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return "?".into();
+    }
+    format!("{:.0}", percentile(&v, 50.0) * 1000.0)
 }
 
 async fn rss_kib(env: &Env) -> Vec<(String, u64)> {
@@ -147,7 +206,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let env = setup(false, &[]).await;
+    // E.g. the previous membership timings, for a comparison on the same machine:
+    // FAILOVER_SPEAKER_ARGS="--ml-probe-period-ms 100 --ml-probe-rtt-ms 40 --ml-suspicion-ms 300".
+    let extra = std::env::var("FAILOVER_SPEAKER_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let env = setup(false, &extra).await;
     let lab = &env.lab;
     apply_ok(lab, &reference_config(""));
     service_with_status(&env, "web", &[VIP], false, &["node1"]).await;
@@ -157,16 +220,32 @@ async fn main() {
     let next = expected_owner(lab, VIP, &survivors, &BTreeMap::new(), None).unwrap();
     wait_arp_owner(lab, VIP, Some(&owner), Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    eprintln!("owner {owner}, next {next}; {trials} trials per way of dying");
+    let capture = timed_capture(lab, "client", "arp");
+    eprintln!(
+        "owner {owner}, next {next}; {trials} trials per way of dying; speaker flags {extra:?}; client: a request every {REQUEST_EVERY:?}"
+    );
+    eprintln!(
+        "  (ms after death: next owner's membership declares the owner down / decides to announce / client sees its gratuitous ARP / client's first answer from it)"
+    );
     for death in [Death::Kill, Death::LinkDown] {
-        let mut times = Vec::new();
+        let mut all_steps = Vec::new();
         for n in 0..trials {
-            let t = trial(&env, &owner, &next, death, n).await;
-            eprintln!("  {death:?} trial {n:2}: {t:.3} s");
-            times.push(t);
+            let st = trial(&env, &capture, &owner, &next, death).await;
+            eprintln!(
+                "  {death:?} trial {n:2}: detected {} announced {} garp {} answered {}",
+                ms(st.detected),
+                ms(st.announced),
+                ms(st.garp),
+                ms(Some(st.answered)).trim()
+            );
+            all_steps.push(st);
         }
-        let failed = times.iter().filter(|t| t.is_nan()).count();
-        let mut ok: Vec<f64> = times.into_iter().filter(|t| !t.is_nan()).collect();
+        let failed = all_steps.iter().filter(|t| t.answered.is_nan()).count();
+        let mut ok: Vec<f64> = all_steps
+            .iter()
+            .map(|t| t.answered)
+            .filter(|t| !t.is_nan())
+            .collect();
         ok.sort_by(|a, b| a.total_cmp(b));
         if ok.is_empty() {
             println!("failover {death:?}: every trial failed");
@@ -179,6 +258,13 @@ async fn main() {
             percentile(&ok, 50.0),
             percentile(&ok, 99.0),
             ok[ok.len() - 1],
+        );
+        println!(
+            "  p50 of each step (ms after death): detected {} announced {} gratuitous ARP at client {} answered {}",
+            median_ms(all_steps.iter().map(|s| s.detected)),
+            median_ms(all_steps.iter().map(|s| s.announced)),
+            median_ms(all_steps.iter().map(|s| s.garp)),
+            median_ms(all_steps.iter().map(|s| Some(s.answered))),
         );
     }
     if let Some(count) = std::env::var("SPEAKER_RSS_SERVICES")

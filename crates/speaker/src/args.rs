@@ -1,8 +1,10 @@
 //! `ironlb speaker` flags: MetalLB's speaker flags and environment variables, plus a few of
 //! ironlb's own.
 
+use ironlb_membership::Settings;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `ironlb speaker` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,7 +66,33 @@ pub struct Args {
     /// that live peers own.
     #[arg(long, default_value_t = 1500)]
     pub join_wait_ms: u64,
+    /// Membership: milliseconds between probes of one peer by this speaker (round robin). Lower
+    /// detects faster; see `ironlb_membership` for the false-positive trade-off.
+    #[arg(long, default_value_t = default_ms(|s| s.probe_period))]
+    pub ml_probe_period_ms: u64,
+    /// Membership: milliseconds to wait for a direct acknowledgement before probing indirectly.
+    #[arg(long, default_value_t = default_ms(|s| s.probe_rtt))]
+    pub ml_probe_rtt_ms: u64,
+    /// Membership: milliseconds a suspected peer has to refute before it is declared down.
+    #[arg(long, default_value_t = default_ms(|s| s.suspect_to_down_after))]
+    pub ml_suspicion_ms: u64,
     /// The kubeconfig to use (default: in-cluster or $KUBECONFIG).
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+}
+
+fn default_ms(field: fn(&Settings) -> Duration) -> u64 {
+    u64::try_from(field(&Settings::default()).as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Args {
+    /// The membership timings these flags ask for (the rest at their defaults).
+    pub fn membership_settings(&self) -> Settings {
+        Settings {
+            probe_period: Duration::from_millis(self.ml_probe_period_ms.max(1)),
+            probe_rtt: Duration::from_millis(self.ml_probe_rtt_ms.max(1)),
+            suspect_to_down_after: Duration::from_millis(self.ml_suspicion_ms.max(1)),
+            ..Settings::default()
+        }
+    }
 }

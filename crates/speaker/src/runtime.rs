@@ -280,7 +280,7 @@ pub async fn run(args: Args) -> Result<()> {
                     node_name: args.node_name.clone(),
                     bind,
                     secret,
-                    settings: Default::default(),
+                    settings: args.membership_settings(),
                 },
                 desired_rx.clone(),
             )
