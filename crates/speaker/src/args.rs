@@ -76,6 +76,11 @@ pub struct Args {
     /// Membership: milliseconds a suspected peer has to refute before it is declared down.
     #[arg(long, default_value_t = default_ms(|s| s.suspect_to_down_after))]
     pub ml_suspicion_ms: u64,
+    /// A speaker that sees none of its peers live takes over no new address until it has
+    /// been so, with a usable interface, for this long (then it is the sole survivor): a node
+    /// cut off from the others must not claim every address.
+    #[arg(long, default_value_t = 3000)]
+    pub sole_survivor_after_ms: u64,
     /// The kubeconfig to use (default: in-cluster or $KUBECONFIG).
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,

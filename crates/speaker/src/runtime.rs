@@ -2,7 +2,9 @@
 
 use crate::args::Args;
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics, render};
-use crate::state::{Owned, SliceInfo, SpeakerState, announcements, node_info};
+use crate::state::{
+    Isolation, Owned, SliceInfo, SpeakerState, announcements, hold_back, node_info,
+};
 use crate::status::{DesiredStatuses, StatusWriter};
 use anyhow::{Context as _, Result};
 use futures::StreamExt;
@@ -321,6 +323,7 @@ pub async fn run(args: Args) -> Result<()> {
     let bgp = crate::bgp_runtime::BgpSpeaker::start(&client, &args, owner.clone(), &metrics).await;
     // ServiceL2Status writer.
     let (status_tx, status_rx) = watch::channel(DesiredStatuses::new());
+    let (relist_tx, relist_rx) = watch::channel(());
     tokio::spawn(
         StatusWriter {
             client: client.clone(),
@@ -329,7 +332,7 @@ pub async fn run(args: Args) -> Result<()> {
             owner,
             metrics: metrics.k8s.clone(),
         }
-        .run(status_rx),
+        .run_with_relist(status_rx, relist_rx),
     );
 
     let events = EventSink::spawn(client.clone(), REPORTER, 10_000, 4);
@@ -355,6 +358,11 @@ pub async fn run(args: Args) -> Result<()> {
         owned: BTreeMap::new(),
         failed_reported: HashSet::new(),
         bgp,
+        isolation: Isolation::new(Duration::from_millis(args.sole_survivor_after_ms)),
+        holding: false,
+        last_live: BTreeSet::new(),
+        departed: Vec::new(),
+        relist_tx,
     };
     let membership_stats = metrics.membership.clone();
     let main = speaker.run(
@@ -390,6 +398,39 @@ struct Speaker {
     owned: BTreeMap<String, Owned>,
     failed_reported: HashSet<String>,
     bgp: crate::bgp_runtime::BgpSpeaker,
+    /// No live peer: take over nothing new (see `Isolation`).
+    isolation: Isolation,
+    /// Whether the last decision held new addresses back.
+    holding: bool,
+    /// The live members last seen.
+    last_live: BTreeSet<String>,
+    /// Members that stopped being live (Unix seconds), whose ServiceL2Status objects to clean.
+    departed: Vec<(String, i64)>,
+    /// Asks the status writer to re-read what exists (a peer came back).
+    relist_tx: watch::Sender<()>,
+}
+
+/// (other members Kubernetes wants, how many of them are live); (0, 0) without membership.
+fn peer_counts(
+    me: &str,
+    live: Option<&watch::Receiver<BTreeSet<String>>>,
+    desired: Option<&watch::Receiver<DesiredMembers>>,
+) -> (usize, usize) {
+    let (Some(live), Some(desired)) = (live, desired) else {
+        return (0, 0);
+    };
+    let live = live.borrow();
+    let desired = desired.borrow();
+    let peers = desired.keys().filter(|n| *n != me);
+    let live_peers = peers.clone().filter(|n| live.contains(*n)).count();
+    (peers.count(), live_peers)
+}
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Relist bookkeeping for one watched kind: keys seen during a re-list.
@@ -446,8 +487,10 @@ impl Speaker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
         if let Some(l) = live.as_mut() {
-            self.state.set_live(Some(l.borrow_and_update().clone()));
+            self.last_live = l.borrow_and_update().clone();
+            self.state.set_live(Some(self.last_live.clone()));
         }
+        let mut isolation_checked = Instant::now();
 
         loop {
             // Membership changes are applied at once: they are what failover waits for.
@@ -550,6 +593,12 @@ impl Speaker {
                     if let Some(l) = live.as_mut() {
                         let set = l.borrow_and_update().clone();
                         tracing::info!(live = ?set, "live speakers changed");
+                        let now = unix_seconds();
+                        self.departed.extend(self.last_live.difference(&set).map(|n| (n.clone(), now)));
+                        if set.difference(&self.last_live).next().is_some() {
+                            self.relist_tx.send_replace(());
+                        }
+                        self.last_live = set.clone();
                         self.state.set_live(Some(set));
                     }
                     urgent = true;
@@ -562,6 +611,11 @@ impl Speaker {
                     }
                 }
                 _ = tick.tick() => {
+                    // Isolated: decide again now and then (links may come back, the hold may end).
+                    if self.isolation.is_isolated() && isolation_checked.elapsed() >= Duration::from_millis(250) {
+                        isolation_checked = Instant::now();
+                        dirty = true;
+                    }
                     if config_dirty && synced_stores.len() == STORE_COUNT {
                         config_dirty = false;
                         match ironlb_config::build(&stores.objects(), &ctx) {
@@ -609,16 +663,38 @@ impl Speaker {
             }
             if ready && urgent && dirty {
                 dirty = false;
-                self.publish();
+                let (peers, live_peers) =
+                    peer_counts(&self.args.node_name, live.as_ref(), desired.as_ref());
+                self.publish(peers, live_peers);
+                self.clean_up_after_departures();
             }
         }
     }
 
     /// Computes what this node owns and hands the differences to the responder, the status
     /// writer, the metrics and the Event sink.
-    fn publish(&mut self) {
+    fn publish(&mut self, peers: usize, live_peers: usize) {
         self.bgp.update(&self.state);
-        let owned = self.state.owned();
+        let now = Instant::now();
+        let eligible = eligible_interfaces(&self.rconfig);
+        self.isolation
+            .update(now, peers, live_peers, !eligible.is_empty());
+        let mut owned = self.state.owned();
+        let holding = self.isolation.holding(now);
+        if holding != self.holding {
+            self.holding = holding;
+            if holding {
+                tracing::warn!(
+                    peers,
+                    "no live peer (isolated): taking over no new address until a peer is back, or this node has been the sole survivor with a usable interface for --sole-survivor-after-ms"
+                );
+            } else {
+                tracing::info!(live_peers, "no longer holding back addresses");
+            }
+        }
+        if holding {
+            owned = hold_back(owned, &self.owned);
+        }
         if owned != self.owned {
             let ann = announcements(&owned);
             self.ann_tx.send_if_modified(|cur| {
@@ -626,7 +702,6 @@ impl Speaker {
                 *cur = ann;
                 changed
             });
-            let eligible = eligible_interfaces(&self.rconfig);
             let node = self.args.node_name.clone();
             for (key, o) in &self.owned {
                 if owned.get(key).map(|n| &n.ips) != Some(&o.ips) {
@@ -690,6 +765,39 @@ impl Speaker {
             self.owned = owned;
         }
         self.report_unannounceable();
+    }
+
+    /// Deletes the ServiceL2Status objects that departed members left for the Services this
+    /// node now owns (each Service has one owner among the live, so one speaker deletes each);
+    /// the live speaker with the smallest name also deletes those of Services nobody owns.
+    fn clean_up_after_departures(&mut self) {
+        if self.departed.is_empty() {
+            return;
+        }
+        let owned_here: BTreeSet<String> = self.owned.keys().cloned().collect();
+        let has_owner: BTreeSet<String> = self
+            .state
+            .service_keys()
+            .into_iter()
+            .filter(|k| matches!(self.state.decision(k), Some(Ok(_))))
+            .collect();
+        let sweeper = self.last_live.first() == Some(&self.args.node_name);
+        for (node, at) in std::mem::take(&mut self.departed) {
+            let task = crate::status::delete_left_behind(
+                self.client.clone(),
+                self.args.namespace.clone(),
+                node.clone(),
+                at,
+                owned_here.clone(),
+                has_owner.clone(),
+                sweeper,
+            );
+            tokio::spawn(async move {
+                if let Err(e) = task.await {
+                    tracing::warn!(%node, error = %e, "cleaning the ServiceL2Status objects of a departed node");
+                }
+            });
+        }
     }
 
     /// `announceFailed` once per Service whose address lies in no pool.

@@ -421,3 +421,131 @@ pub fn announcements(owned: &BTreeMap<String, Owned>) -> Announcements {
     }
     out
 }
+
+/// The isolation rule: a speaker that sees none of the peers Kubernetes says it should have
+/// cannot tell "everyone else died" from "I am cut off". Taking over every address at once
+/// would be wrong in the second case (the others still announce them: two nodes answer, and
+/// when the link heals the gratuitous ARP of the cut-off node steals the traffic until
+/// membership merges again). So while isolated it keeps the addresses it already had and takes
+/// over nothing new, until it has been isolated *with a usable interface* for
+/// `sole_survivor_after` — then it is the sole survivor and announces as usual. A node whose
+/// LAN interfaces are all down is not a survivor (its clock restarts when they come back, so a
+/// healed link is given time to re-merge first). With at least one live peer, nothing is held
+/// back. Trade-off: in a two-node cluster the survivor takes over only after
+/// `sole_survivor_after`.
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    sole_survivor_after: std::time::Duration,
+    /// Isolated with a usable interface since.
+    since: Option<std::time::Instant>,
+    isolated: bool,
+}
+
+impl Isolation {
+    /// The rule with this grace period.
+    pub fn new(sole_survivor_after: std::time::Duration) -> Self {
+        Isolation {
+            sole_survivor_after,
+            since: None,
+            isolated: false,
+        }
+    }
+
+    /// Records the situation now: how many other members Kubernetes wants, how many of them
+    /// are live, and whether any interface to announce on is usable.
+    pub fn update(
+        &mut self,
+        now: std::time::Instant,
+        peers_desired: usize,
+        peers_live: usize,
+        links_up: bool,
+    ) {
+        self.isolated = peers_desired > 0 && peers_live == 0;
+        if !self.isolated || !links_up {
+            self.since = None;
+        } else if self.since.is_none() {
+            self.since = Some(now);
+        }
+    }
+
+    /// Whether new addresses are held back now.
+    pub fn holding(&self, now: std::time::Instant) -> bool {
+        self.isolated
+            && self
+                .since
+                .is_none_or(|s| now.saturating_duration_since(s) < self.sole_survivor_after)
+    }
+
+    /// No live peer although Kubernetes wants some.
+    pub fn is_isolated(&self) -> bool {
+        self.isolated
+    }
+
+    /// When the hold ends by itself (to decide again then), if it is running.
+    pub fn hold_ends(&self) -> Option<std::time::Instant> {
+        self.since
+            .filter(|_| self.isolated)
+            .map(|s| s + self.sole_survivor_after)
+    }
+}
+
+/// What an isolated speaker keeps of `owned`: only the Services it already announced.
+pub fn hold_back(
+    mut owned: BTreeMap<String, Owned>,
+    before: &BTreeMap<String, Owned>,
+) -> BTreeMap<String, Owned> {
+    owned.retain(|key, _| before.contains_key(key));
+    owned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn an_isolated_speaker_takes_over_nothing_until_it_is_the_sole_survivor() {
+        let t0 = Instant::now();
+        let s = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut iso = Isolation::new(Duration::from_secs(3));
+        // Peers live: nothing held.
+        iso.update(t0, 2, 2, true);
+        assert!(!iso.holding(t0));
+        iso.update(t0, 2, 1, true);
+        assert!(!iso.holding(t0));
+        // A single-node cluster is never isolated.
+        iso.update(t0, 0, 0, true);
+        assert!(!iso.holding(t0));
+        // Every peer gone, link up: held for 3 s, then the sole survivor announces.
+        iso.update(s(100), 2, 0, true);
+        assert!(iso.holding(s(100)));
+        assert_eq!(iso.hold_ends(), Some(s(3100)));
+        iso.update(s(2000), 2, 0, true);
+        assert!(iso.holding(s(3099)));
+        assert!(!iso.holding(s(3100)));
+        // Links down: not a survivor, however long; the clock restarts when they come back.
+        iso.update(s(4000), 2, 0, false);
+        assert!(iso.holding(s(9000)));
+        assert_eq!(iso.hold_ends(), None);
+        iso.update(s(9000), 2, 0, true);
+        assert!(iso.holding(s(11000)));
+        // A peer is live again before the clock runs out: normal at once.
+        iso.update(s(9500), 2, 1, true);
+        assert!(!iso.holding(s(9500)));
+    }
+
+    #[test]
+    fn holding_back_keeps_only_what_was_announced() {
+        let o = |ip: &str| Owned {
+            ips: vec![ip.parse().expect("ip")],
+            interfaces: vec![],
+            uid: String::new(),
+        };
+        let before = BTreeMap::from([("ns/a".to_string(), o("10.0.0.150"))]);
+        let now = BTreeMap::from([
+            ("ns/a".to_string(), o("10.0.0.150")),
+            ("ns/b".to_string(), o("10.0.0.151")),
+        ]);
+        assert_eq!(hold_back(now, &before), before);
+    }
+}

@@ -273,9 +273,29 @@ impl StatusWriter {
         self.run_for::<ServiceL2Status>(desired).await;
     }
 
+    /// Keeps the ServiceL2Status objects equal to the latest desired set until the sender is
+    /// dropped; re-reads what exists whenever `relist` changes (a peer came back: while this
+    /// node was cut off, the others may have deleted its objects).
+    pub async fn run_with_relist(
+        self,
+        desired: watch::Receiver<DesiredStatuses>,
+        relist: watch::Receiver<()>,
+    ) {
+        self.run_relisting::<ServiceL2Status>(desired, Some(relist))
+            .await;
+    }
+
     /// Keeps the objects of kind `K` equal to the latest desired set until the sender is
     /// dropped.
-    pub async fn run_for<K: StatusKind>(self, mut desired: watch::Receiver<DesiredStatuses>) {
+    pub async fn run_for<K: StatusKind>(self, desired: watch::Receiver<DesiredStatuses>) {
+        self.run_relisting::<K>(desired, None).await;
+    }
+
+    async fn run_relisting<K: StatusKind>(
+        self,
+        mut desired: watch::Receiver<DesiredStatuses>,
+        mut relist_on: Option<watch::Receiver<()>>,
+    ) {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut existing: Option<BTreeMap<String, Existing>> = None;
         let mut retry = false;
@@ -333,11 +353,152 @@ impl StatusWriter {
                     futures::future::pending::<()>().await;
                 }
             };
+            let asked = async {
+                let asked = match relist_on.as_mut() {
+                    Some(r) => r.changed().await.is_ok(),
+                    None => false,
+                };
+                if !asked {
+                    futures::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 changed = desired.changed() => if changed.is_err() { return },
                 _ = wait_retry => {}
                 _ = relist.tick() => existing = None,
+                _ = asked => existing = None,
             }
         }
+    }
+}
+
+/// A status object left by a node that is no longer a live member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftBehind {
+    /// The object's name.
+    pub name: String,
+    /// The Service it describes (`namespace/name`, from its labels).
+    pub service: String,
+    /// When it was created (Unix seconds; the API server keeps whole seconds).
+    pub created: i64,
+}
+
+/// Which objects of a departed node this speaker deletes, so that exactly one live speaker
+/// deletes each: the Service's new owner deletes it (`owned_here`); a Service that nobody owns
+/// now (`has_owner` lacks it, or it no longer exists) is cleaned up by the `sweeper` (the live
+/// speaker with the smallest node name). Objects created after the departure (`departed_at`,
+/// Unix seconds) are kept: the node came back and wrote them again.
+pub fn left_behind_to_delete<'a>(
+    objects: &'a [LeftBehind],
+    departed_at: i64,
+    owned_here: &std::collections::BTreeSet<String>,
+    has_owner: &std::collections::BTreeSet<String>,
+    sweeper: bool,
+) -> Vec<&'a LeftBehind> {
+    objects
+        .iter()
+        .filter(|o| o.created <= departed_at)
+        .filter(|o| owned_here.contains(&o.service) || (sweeper && !has_owner.contains(&o.service)))
+        .collect()
+}
+
+/// Deletes the ServiceL2Status objects of `departed` (a node whose speaker is no longer a live
+/// member) that [`left_behind_to_delete`] gives this speaker; returns how many it deleted.
+pub async fn delete_left_behind(
+    client: Client,
+    namespace: String,
+    departed: String,
+    departed_at: i64,
+    owned_here: std::collections::BTreeSet<String>,
+    has_owner: std::collections::BTreeSet<String>,
+    sweeper: bool,
+) -> kube::Result<usize> {
+    let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
+    let list = api
+        .list(&ListParams::default().labels(&format!("{LABEL_NODE}={departed}")))
+        .await?;
+    let objects: Vec<LeftBehind> = list
+        .items
+        .iter()
+        .filter_map(|o| {
+            let labels = o.metadata.labels.as_ref()?;
+            Some(LeftBehind {
+                name: o.metadata.name.clone()?,
+                service: format!(
+                    "{}/{}",
+                    labels.get(LABEL_SERVICE_NAMESPACE)?,
+                    labels.get(LABEL_SERVICE_NAME)?
+                ),
+                created: o
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(i64::MAX, |t| t.0.as_second()),
+            })
+        })
+        .collect();
+    let mut deleted = 0;
+    for o in left_behind_to_delete(&objects, departed_at, &owned_here, &has_owner, sweeper) {
+        match api.delete(&o.name, &DeleteParams::default()).await {
+            Ok(_) => deleted += 1,
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(object = %o.name, service = %o.service, node = %departed, "deleted the ServiceL2Status of a departed node");
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn obj(name: &str, service: &str, created: i64) -> LeftBehind {
+        LeftBehind {
+            name: name.into(),
+            service: service.into(),
+            created,
+        }
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_new_owner_deletes_and_the_sweeper_takes_the_ownerless() {
+        let objects = [
+            obj("l2-a", "default/a", 100),
+            obj("l2-b", "default/b", 100),
+            obj("l2-gone", "default/gone", 100),
+            obj("l2-new", "default/a", 106),
+        ];
+        let names = |v: Vec<&LeftBehind>| v.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+        // a is owned here, b elsewhere; gone has no owner (or no Service any more).
+        let has_owner = set(&["default/a", "default/b"]);
+        let mine = set(&["default/a"]);
+        assert_eq!(
+            names(left_behind_to_delete(
+                &objects, 105, &mine, &has_owner, false
+            )),
+            ["l2-a"]
+        );
+        assert_eq!(
+            names(left_behind_to_delete(
+                &objects, 105, &mine, &has_owner, true
+            )),
+            ["l2-a", "l2-gone"]
+        );
+        // The owner of b deletes b, the sweeper nothing more; nobody deletes l2-new (written
+        // after the departure: the node came back).
+        let theirs = set(&["default/b"]);
+        assert_eq!(
+            names(left_behind_to_delete(
+                &objects, 105, &theirs, &has_owner, false
+            )),
+            ["l2-b"]
+        );
+        assert!(left_behind_to_delete(&objects, 99, &mine, &has_owner, true).is_empty());
     }
 }

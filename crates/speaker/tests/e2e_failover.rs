@@ -214,8 +214,8 @@ async fn one_owner_answers_then_fails_over_on_kill_and_on_link_down() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(curl(lab, "http://10.0.0.150/"), next);
-    // The dead speaker's object stays until it comes back (or its Pod is deleted: owner).
-    wait_status_node(&env, "web", &next, false).await;
+    // The new owner deletes the dead speaker's ServiceL2Status: one object, on the new owner.
+    wait_status_node(&env, "web", &next, true).await;
 
     // The dead speaker comes back: the address returns to it (same hash), announced again.
     env.speakers.restart(i).await.unwrap();
@@ -223,7 +223,18 @@ async fn one_owner_answers_then_fails_over_on_kill_and_on_link_down() {
     wait_status_node(&env, "web", &owner, true).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // 2. The owner's LAN link goes down.
+    // 2. The owner's LAN link goes down. Another address, owned by another node, shows that
+    // the cut-off node claims nothing new (it sees every peer dead, but it is the isolated one).
+    let (other_ip, other_owner) = (151..=180)
+        .map(|k| format!("10.0.0.{k}"))
+        .find_map(|ip| {
+            let o = expected_owner(lab, &ip, &all, &BTreeMap::new(), None).unwrap();
+            (o != owner).then_some((ip, o))
+        })
+        .unwrap();
+    service_with_status(&env, "other", &[&other_ip], false, &["node2"]).await;
+    wait_arp_owner(lab, &other_ip, Some(&other_owner), Duration::from_secs(15)).await;
+    let link_capture = timed_capture(lab, "client", "arp");
     let netns = lab.topo.netns(&owner);
     let probe = CurlLoop::start(lab, "http://10.0.0.150/", "link");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -242,11 +253,45 @@ async fn one_owner_answers_then_fails_over_on_kill_and_on_link_down() {
     };
     drop(probe);
     eprintln!("link down: {next} answered {took:.3} s after {owner}'s eth0 went down");
+    // Cut off long enough that it surely sees every peer dead before the heal.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     ironlb_lab::proc::run("ip", &["-n", &netns, "link", "set", "eth0", "up"]).unwrap();
     assert!(took < 3.0, "failover took {took} s");
     // Back up: it rejoins and owns the address again, alone.
     wait_arp_owner(lab, VIP4, Some(&owner), Duration::from_secs(20)).await;
     assert_eq!(curl(lab, "http://10.0.0.150/"), owner);
+    // Its status object (deleted by the others while it was cut off) is written again.
+    wait_status_node(&env, "web", &owner, true).await;
+    // It never claimed the other node's address: no gratuitous ARP for it from its MAC (the
+    // burst of a wrongly gained address would run ~4 s past the heal), and only the other
+    // node answers.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let owner_mac = mac_of(lab, &owner);
+    let stolen: Vec<String> = link_capture
+        .text()
+        .lines()
+        .filter(|l| is_gratuitous_arp(l, &owner_mac, &other_ip))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        stolen.is_empty(),
+        "{owner} announced {other_ip} (owned by {other_owner}) after its link came back:\n{}\n{}",
+        stolen.join("\n"),
+        speaker_logs(&env)
+    );
+    assert_eq!(
+        arping(lab, &other_ip, 3),
+        vec![mac_of(lab, &other_owner); 3]
+    );
+    // Nor did it decide to, at any moment (while cut off, or after the heal).
+    let owner_log = &env.speakers.by_name(&owner).unwrap().daemon.log_file;
+    let claimed = first_log_line(owner_log, 0.0, &["announcing", &format!("ips=[{other_ip}")]);
+    assert!(
+        claimed.is_none(),
+        "{owner} decided to announce {other_ip} (owned by {other_owner})\n{}",
+        speaker_logs(&env)
+    );
+    drop(link_capture);
 
     // 3. A graceful stop (SIGTERM): the speaker leaves the membership, peers drop it at once.
     tokio::time::sleep(Duration::from_secs(2)).await;

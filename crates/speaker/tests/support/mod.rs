@@ -247,9 +247,11 @@ impl Capture {
 
     /// With more tcpdump flags (e.g. `-tt`).
     pub fn start_with(lab: &Lab, host: &str, flags: &[&str], filter: &str) -> Capture {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let file = lab
             .dir
-            .join(format!("tcpdump-{host}-{}.txt", std::process::id()));
+            .join(format!("tcpdump-{host}-{}-{seq}.txt", std::process::id()));
         let out = std::fs::File::create(&file).unwrap();
         let netns = lab.topo.netns(host);
         let mut argv = vec!["tcpdump", "-l", "-n", "-e"];
