@@ -174,7 +174,7 @@ fn up(name: &str, nodes: u8, router: RouterKind) -> Result<Lab> {
 /// Runs ironlb's components from this checkout: the CRDs, the controller as its
 /// ServiceAccount, and one speaker per node (inside the node's namespace) as theirs. The binary
 /// is the `ironlb` next to this executable.
-fn run_ironlb(lab: &Lab) -> Result<()> {
+fn run_ironlb(lab: &Lab) -> Result<ironlb_lab::speakers::Speakers> {
     use ironlb_lab::components;
     let binary = components::ironlb_next_to_current_exe()?;
     let crds = components::deploy_dir().join("crds");
@@ -215,7 +215,7 @@ fn run_ironlb(lab: &Lab) -> Result<()> {
             s.daemon.log_file.display(),
         );
     }
-    Ok(())
+    Ok(speakers)
 }
 
 fn print_status(status: &serde_json::Value) {
@@ -271,7 +271,7 @@ fn demo(name: &str) -> Result<()> {
     )?;
     progress.step("metallb.io CRDs applied");
     // The controller (and its webhook) first: the webhook checks the configuration below.
-    run_ironlb(&lab)?;
+    let speakers = run_ironlb(&lab)?;
     progress.step("ironlb controller and speakers running as their ServiceAccounts");
     kubectl_show(
         &lab,
@@ -403,7 +403,154 @@ fn demo(name: &str) -> Result<()> {
             body.trim()
         );
     }
+    failover(&lab, &speakers, &external, &mut progress)?;
     progress.step("demo finished; the lab stays up: `ironlb-lab down` removes it");
     println!("export KUBECONFIG={}", lab.kubeconfig().display());
+    Ok(())
+}
+
+/// The lab node whose LAN MAC is `mac`.
+fn node_of_mac(lab: &Lab, mac: &str) -> Option<String> {
+    lab.topo
+        .node_hosts()
+        .into_iter()
+        .find(|h| h.mac.eq_ignore_ascii_case(mac))
+        .map(|h| h.name)
+}
+
+/// `arping -c 3` from the client, printed; waits (up to `limit`) until all three answers come
+/// from one node other than `not`, and returns (MAC, node).
+fn arp_owner(lab: &Lab, ip: &str, not: Option<&str>, limit: Duration) -> Result<(String, String)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let out = lab.exec(
+            "client",
+            &["arping", "-c", "3", "-w", "4", "-i", "eth0", ip],
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "60 bytes from 02:1b:00:00:00:e7 (10.0.0.150): index=0 time=..."
+        let macs: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_lowercase))
+            .collect();
+        let node = macs.first().and_then(|m| node_of_mac(lab, m));
+        if macs.len() == 3
+            && macs.iter().all(|m| *m == macs[0])
+            && let Some(node) = node
+            && not != Some(node.as_str())
+        {
+            println!("client$ arping -c 3 -i eth0 {ip}\n{}", text.trim_end());
+            return Ok((macs[0].clone(), node));
+        }
+        if Instant::now() > deadline {
+            bail!("ARP answers for {ip} never settled on one node: {macs:?}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Unix time now, in seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The rest of the reference scenario: which node answers ARP for the address, a request
+/// through it, then the owner's speaker killed and the time until the address works again.
+fn failover(
+    lab: &Lab,
+    speakers: &ironlb_lab::speakers::Speakers,
+    ip: &str,
+    progress: &mut Progress,
+) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let (mac, owner) = arp_owner(lab, ip, None, Duration::from_secs(30))?;
+    progress.step(&format!(
+        "ARP for {ip} from client: 3 answers, all from {mac} = {owner} (exactly one node answers)"
+    ));
+    let url = format!("http://{ip}/");
+    let body = lab.exec_ok("client", &["curl", "-s", "-m", "2", &url])?;
+    println!("client$ curl {url}\n{}", body.trim());
+    progress.step(&format!(
+        "a request to {ip} from client reaches {} (the owner's HTTP server)",
+        body.trim()
+    ));
+
+    // The client asks in a loop; each answer is timestamped.
+    let log = lab.dir.join("demo-client-loop.txt");
+    let script = format!("while :; do r=$(curl -s -m 0.2 {url}); echo \"$(date +%s.%N) $r\"; done");
+    let mut client_loop =
+        ironlb_lab::proc::in_netns(&lab.topo.netns("client"), &["sh", "-c", &script])
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let i = speakers
+        .nodes
+        .iter()
+        .position(|n| n.node == owner)
+        .context("the owner has no speaker")?
+        + 1;
+    let pid = speakers.node(i)?.daemon.pid().unwrap_or_default();
+    let killed = unix_now();
+    let killed_at = Instant::now();
+    speakers.kill(i)?;
+    progress.step(&format!(
+        "kill -9 of the speaker on {owner} (pid {pid}); client loops `curl -s -m 0.2 {url}`"
+    ));
+    let recovered = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let answers: Vec<(f64, &str)> = text
+            .lines()
+            .filter_map(|l| {
+                let (t, r) = l.split_once(' ')?;
+                Some((t.parse().ok()?, r.trim()))
+            })
+            .collect();
+        if let Some((t, node)) = answers
+            .iter()
+            .find(|(t, r)| *t >= killed && !r.is_empty() && *r != owner)
+        {
+            let asked = answers
+                .iter()
+                .filter(|(at, _)| *at >= killed && at <= t)
+                .count();
+            break Some((t - killed, node.to_string(), asked));
+        }
+        if killed_at.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(i32::try_from(client_loop.id()).unwrap_or(0)),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = client_loop.wait();
+    let Some((took, new_owner, asked)) = recovered else {
+        bail!(
+            "{ip} did not work again within 20 s of the kill; see {}",
+            log.display()
+        );
+    };
+    progress.step(&format!(
+        "{ip} works again {took:.3} s after the kill: answered by {new_owner} (client request {asked} after the kill)"
+    ));
+    let (mac, node) = arp_owner(lab, ip, Some(&owner), Duration::from_secs(10))?;
+    progress.step(&format!(
+        "ARP for {ip} from client: now all answers from {mac} = {node}"
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(speakers.restart(i))?;
+    let (mac, node) = arp_owner(lab, ip, Some(&new_owner), Duration::from_secs(30))?;
+    progress.step(&format!(
+        "speaker on {owner} restarted: it takes {ip} back (same hash order), ARP from {mac} = {node}"
+    ));
     Ok(())
 }
