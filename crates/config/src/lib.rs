@@ -45,6 +45,8 @@ pub struct Features {
     pub bgp_ipv6: bool,
     /// BFD (`BGPPeer.spec.bfdProfile`).
     pub bfd: bool,
+    /// BFD's Echo function (`BFDProfile.spec.echoMode: true`).
+    pub bfd_echo: bool,
     /// Graceful restart (`enableGracefulRestart`).
     pub graceful_restart: bool,
     /// Large communities (`large:a:b:c`).
@@ -70,6 +72,7 @@ impl Features {
             bgp: true,
             bgp_ipv6: true,
             bfd: true,
+            bfd_echo: true,
             graceful_restart: true,
             large_communities: true,
             timers: true,

@@ -848,6 +848,9 @@ fn check_bfd(b: &v1beta1::BfdProfile, ctx: &Context, errors: &mut Vec<ConfigErro
             r.err(field, format!("{v} is out of range {lo}-{hi}"));
         }
     }
+    if s.echo_mode == Some(true) && !ctx.features.bfd_echo {
+        r.unsupported("spec.echoMode", "BFD echo mode");
+    }
     BfdProfile {
         name: name.to_string(),
         receive_interval: s.receive_interval,

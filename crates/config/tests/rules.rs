@@ -1111,6 +1111,39 @@ fn rule_unsupported_features_are_rejected_not_ignored() {
 }
 
 #[test]
+fn rule_bfd_echo_mode_needs_the_feature() {
+    let echo = v1beta1::BfdProfile::new(
+        "echo",
+        NS,
+        v1beta1::BfdProfileSpec {
+            echo_mode: Some(true),
+            ..Default::default()
+        },
+    );
+    let objects = Objects {
+        bfd_profiles: vec![echo],
+        ..Default::default()
+    };
+    let no_echo = Context {
+        namespace: NS.into(),
+        features: Features {
+            bfd_echo: false,
+            ..Features::all()
+        },
+    };
+    let errs = errors_with(&objects, &no_echo);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_error(
+        &errs,
+        ObjectKind::BfdProfile,
+        "echo",
+        "spec.echoMode",
+        "is not supported by this ironlb build yet",
+    );
+    assert!(build(&objects, &ctx()).is_ok());
+}
+
+#[test]
 fn rule_native_bgp_without_bfd_refuses_only_the_bfd_profile() {
     // The feature set of a build whose speaker has native BGP but no BFD yet.
     let no_bfd = Context {

@@ -135,16 +135,17 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
         "bgpadvertisementvalidationwebhook.metallb.io",
         &["spec.ipAddressPools[0]", "nosuch"],
     );
-    // BFD is not built into the speaker yet: a peer naming a profile is refused as such.
+    // BFD is served (a peer naming a profile is accepted), its Echo function is not: a profile
+    // with echoMode is refused as such.
     apply_ok(
         &env.lab,
-        "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: fast, namespace: metallb-system}\nspec: {receiveInterval: 300}\n",
+        "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: fast, namespace: metallb-system}\nspec: {receiveInterval: 300}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: peerbfd, namespace: metallb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: \"10.0.0.2\", bfdProfile: fast}\n",
     );
     rejection(
         &env,
-        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: peerbfd, namespace: metallb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: \"10.0.0.2\", bfdProfile: fast}\n",
-        "bgppeervalidationwebhook.metallb.io",
-        &["spec.bfdProfile", "not supported by this ironlb build yet"],
+        "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: echo, namespace: metallb-system}\nspec: {echoMode: true}\n",
+        "bfdprofilevalidationwebhook.metallb.io",
+        &["spec.echoMode", "not supported by this ironlb build yet"],
     );
     rejected(
         &env,

@@ -14,6 +14,11 @@
 //!   EventSink (nodeAssigned, protocol bgp); metallb_speaker_announced{protocol="bgp"}
 //! ```
 //!
+//! A peer with a `bfdProfile` gets a BFD session too (one [`BfdManager`] per process, created
+//! with the first such peer): its Up state gates the BGP session through
+//! [`PeerConfig::bfd`] (BFD down after up closes the session at once), and it feeds
+//! `metallb_bfd_*{peer}`.
+//!
 //! A session is respawned only when what it was started with changes (address, ASNs, timers,
 //! password, ...); route changes go through the watch as UPDATE deltas. The first session to a
 //! peer in this process carries graceful restart's R and F bits, so a router that kept the
@@ -21,15 +26,16 @@
 
 use crate::args::Args;
 use crate::bgp_plan::{self, AnnouncedService, BgpService, NodeView};
-use crate::metrics::{AnnouncedLabels, BgpPeerFigures, SpeakerMetrics};
+use crate::metrics::{AnnouncedLabels, BfdPeerFigures, BgpPeerFigures, SpeakerMetrics};
 use crate::state::SpeakerState;
 use crate::status::{DesiredStatuses, StatusWriter};
 use ironlb_api::v1beta1::ServiceBgpStatus;
+use ironlb_bfd::{BfdCounters, BfdManager, BfdParams, BfdPeer, ManagerConfig};
 use ironlb_bgp::packet::capability::Family;
 use ironlb_bgp::rib::Announcements;
-use ironlb_bgp::session::driver::{PeerConfig, Session, SessionStats};
+use ironlb_bgp::session::driver::{BfdGate, PeerConfig, Session, SessionStats};
 use ironlb_bgp::session::fsm::{FsmConfig, GracefulRestartConfig, PeerAs, State};
-use ironlb_config::{Peer, PeerAsn, PeerTarget};
+use ironlb_config::{BfdProfile, Config, Peer, PeerAsn, PeerTarget};
 use ironlb_k8s::events::{EventSink, Kind, Pending, service_reference};
 use ironlb_l2::owner::EXCLUDE_LABEL;
 use k8s_openapi::api::core::v1::Node;
@@ -138,6 +144,36 @@ fn internal_ips(node: &Node) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The BFD parameters of a validated BFDProfile (`Err`: a setting this BFD cannot serve).
+pub fn bfd_params(profile: &BfdProfile) -> Result<BfdParams, ironlb_bfd::ParamsError> {
+    BfdParams::from_profile(&ironlb_api::v1beta1::BfdProfileSpec {
+        receive_interval: profile.receive_interval,
+        transmit_interval: profile.transmit_interval,
+        detect_multiplier: profile.detect_multiplier,
+        echo_interval: profile.echo_interval,
+        echo_mode: Some(profile.echo_mode),
+        passive_mode: Some(profile.passive_mode),
+        minimum_ttl: profile.minimum_ttl,
+    })
+}
+
+/// The BFD parameters `peer` asks for (`None`: no BFD, or a profile BFD cannot serve, which is
+/// logged).
+fn wanted_bfd(peer: &Peer, config: &Config) -> Option<BfdParams> {
+    let name = peer.bfd_profile.as_ref()?;
+    let Some(profile) = config.bfd_profiles.get(name) else {
+        tracing::warn!(peer = %peer.name, profile = %name, "BFD profile not found: no BFD");
+        return None;
+    };
+    match bfd_params(profile) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(peer = %peer.name, profile = %name, error = %e, "BFD profile unusable: no BFD");
+            None
+        }
+    }
+}
+
 /// MetalLB's `peer` label: `address:port`.
 pub fn peer_label(config: &PeerConfig) -> String {
     SocketAddr::new(config.peer_address, config.peer_port).to_string()
@@ -181,6 +217,18 @@ struct Running {
     routes: watch::Sender<Announcements>,
     session: Option<Session>,
     generation: u64,
+    /// The BFD parameters the session follows, and the task that runs the BFD session.
+    bfd: Option<(BfdParams, BfdLink)>,
+}
+
+/// The task feeding a BGP session's gate from its BFD session; ending it (drop) removes the
+/// BFD session (the peer is told AdminDown).
+struct BfdLink(tokio::task::JoinHandle<()>);
+
+impl Drop for BfdLink {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The BGP speaker of this node.
@@ -198,6 +246,8 @@ pub struct BgpSpeaker {
     /// watcher never removes its successor's figures.
     generations: Arc<Mutex<BTreeMap<String, u64>>>,
     next_generation: u64,
+    /// The process's BFD, once a peer asked for it (`Err`: it could not start; logged once).
+    bfd: Option<Result<Arc<BfdManager>, ()>>,
 }
 
 impl BgpSpeaker {
@@ -242,6 +292,7 @@ impl BgpSpeaker {
             announced: BTreeMap::new(),
             generations: Arc::default(),
             next_generation: 0,
+            bfd: None,
         }
     }
 
@@ -273,13 +324,13 @@ impl BgpSpeaker {
                 continue;
             };
             let restarting = !self.started.contains(name);
-            let Some(wanted) = peer_config(peer, &self.node, &self.node_ips, restarting) else {
+            let Some(mut wanted) = peer_config(peer, &self.node, &self.node_ips, restarting) else {
                 continue;
             };
-            let same = self
-                .sessions
-                .get(name)
-                .is_some_and(|r| same_session(&r.config, &wanted));
+            let bfd = wanted_bfd(peer, config);
+            let same = self.sessions.get(name).is_some_and(|r| {
+                same_session(&r.config, &wanted) && r.bfd.as_ref().map(|(p, _)| p) == bfd.as_ref()
+            });
             if same {
                 if let Some(r) = self.sessions.get(name) {
                     r.routes.send_if_modified(|cur| {
@@ -296,7 +347,12 @@ impl BgpSpeaker {
                 tracing::info!(peer = %name, "BGP peer changed: restarting its session");
                 stop(old);
             }
-            tracing::info!(peer = %name, address = %wanted.peer_address, "starting BGP session");
+            let bfd = bfd.and_then(|params| {
+                let link = self.start_bfd(&wanted, params)?;
+                wanted.bfd = Some(link.0);
+                Some((params, link.1))
+            });
+            tracing::info!(peer = %name, address = %wanted.peer_address, bfd = bfd.is_some(), "starting BGP session");
             self.started.insert(name.clone());
             let (tx, rx) = watch::channel(routes.clone());
             let session = Session::spawn(wanted.clone(), rx);
@@ -310,6 +366,7 @@ impl BgpSpeaker {
                     routes: tx,
                     session: Some(session),
                     generation,
+                    bfd,
                 },
             );
         }
@@ -353,6 +410,59 @@ impl BgpSpeaker {
             self.status_tx.send_replace(statuses);
             self.announced = plan.services;
         }
+    }
+
+    /// Starts the BFD session for a BGP session to `config`'s peer: the gate to give the BGP
+    /// session and the task that feeds it (and `metallb_bfd_*`). `None` when BFD cannot run.
+    fn start_bfd(&mut self, config: &PeerConfig, params: BfdParams) -> Option<(BfdGate, BfdLink)> {
+        let manager = match self.bfd.get_or_insert_with(|| {
+            BfdManager::new(ManagerConfig::default())
+                .map(Arc::new)
+                .map_err(|e| tracing::error!(error = %e, "BFD cannot start: BGP sessions run without it"))
+        }) {
+            Ok(m) => m.clone(),
+            Err(()) => return None,
+        };
+        let (gate_tx, gate_rx) = watch::channel(false);
+        let peer = BfdPeer {
+            local: config.source_address,
+            peer: config.peer_address,
+            params,
+        };
+        let label = config.peer_address.to_string();
+        self.next_generation += 1;
+        let owner = BfdFiguresOwner {
+            figures: self.metrics.bfd.clone(),
+            generations: self.generations.clone(),
+            key: format!("bfd {label}"),
+            label,
+            generation: self.next_generation,
+        };
+        if let Ok(mut g) = owner.generations.lock() {
+            g.insert(owner.key.clone(), owner.generation);
+        }
+        let task = tokio::spawn(async move {
+            let handle = match manager.add(peer).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(peer = %peer.peer, error = %e, "BFD session not started");
+                    return;
+                }
+            };
+            let mut up = handle.up();
+            let counters = handle.counters();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let is_up = *up.borrow_and_update();
+                gate_tx.send_replace(is_up);
+                owner.set(bfd_figures(is_up, &counters));
+                tokio::select! {
+                    changed = up.changed() => if changed.is_err() { break },
+                    _ = tick.tick() => {}
+                }
+            }
+        });
+        Some((BfdGate(gate_rx), BfdLink(task)))
     }
 
     fn labels(&self, key: &str, ip: IpAddr) -> AnnouncedLabels {
@@ -427,7 +537,8 @@ impl BgpSpeaker {
 }
 
 /// Whether a running session started with `running` can stand for `wanted` (the R bit of
-/// graceful restart is only for the first session, so it does not count).
+/// graceful restart is only for the first session, so it does not count; BFD is compared by
+/// its parameters, not by its gate).
 fn same_session(running: &PeerConfig, wanted: &PeerConfig) -> bool {
     let mut a = running.clone();
     let mut b = wanted.clone();
@@ -435,8 +546,58 @@ fn same_session(running: &PeerConfig, wanted: &PeerConfig) -> bool {
         if let Some(gr) = c.fsm.graceful_restart.as_mut() {
             gr.restarting = false;
         }
+        c.bfd = None;
     }
     a == b
+}
+
+/// Writes one BFD session's figures while its task runs and removes them when it ends
+/// (aborted included), unless a successor session took the label meanwhile.
+struct BfdFiguresOwner {
+    figures: Arc<Mutex<BTreeMap<String, BfdPeerFigures>>>,
+    generations: Arc<Mutex<BTreeMap<String, u64>>>,
+    key: String,
+    label: String,
+    generation: u64,
+}
+
+impl BfdFiguresOwner {
+    fn current(&self) -> bool {
+        self.generations
+            .lock()
+            .map(|g| g.get(&self.key) == Some(&self.generation))
+            .unwrap_or(false)
+    }
+
+    fn set(&self, f: BfdPeerFigures) {
+        if self.current()
+            && let Ok(mut m) = self.figures.lock()
+        {
+            m.insert(self.label.clone(), f);
+        }
+    }
+}
+
+impl Drop for BfdFiguresOwner {
+    fn drop(&mut self) {
+        if self.current()
+            && let Ok(mut m) = self.figures.lock()
+        {
+            m.remove(&self.label);
+        }
+    }
+}
+
+fn bfd_figures(up: bool, c: &BfdCounters) -> BfdPeerFigures {
+    BfdPeerFigures {
+        session_up: up,
+        control_packet_input: BfdCounters::get(&c.control_packet_input),
+        control_packet_output: BfdCounters::get(&c.control_packet_output),
+        echo_packet_input: BfdCounters::get(&c.echo_packet_input),
+        echo_packet_output: BfdCounters::get(&c.echo_packet_output),
+        session_up_events: BfdCounters::get(&c.session_up_events),
+        session_down_events: BfdCounters::get(&c.session_down_events),
+    }
 }
 
 /// Stops a session in the background (Cease NOTIFICATION, then close).

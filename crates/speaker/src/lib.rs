@@ -33,16 +33,12 @@ pub use runtime::run;
 
 /// What this ironlb build supports, the one answer the controller, its webhook and the
 /// speaker all use: native BGP (IPv4 and IPv6 sessions and prefixes, graceful restart, large
-/// communities, timers, multi-hop, dynamic ASN, MD5) without VRF and unnumbered peering, and
-/// without BFD until `crates/bfd` is wired into the speaker (a BGPPeer naming a `bfdProfile` is
-/// refused with "not supported by this ironlb build yet" meanwhile).
-///
-/// BFD hook: when the BFD session can take a BGP session down (`bfd_up` input of
-/// `ironlb_bgp::session::driver::PeerConfig`, started by `bgp_runtime` for peers whose
-/// `ironlb_config::Peer::bfd_profile` is set), set `bfd: true` here.
+/// communities, timers, multi-hop, dynamic ASN, MD5) with BFD (asynchronous mode; a
+/// BFDProfile with `echoMode: true` is refused with "not supported by this ironlb build yet"),
+/// without VRF and unnumbered peering.
 pub fn features() -> ironlb_config::Features {
     ironlb_config::Features {
-        bfd: false,
+        bfd_echo: false,
         ..ironlb_config::Features::native_bgp()
     }
 }

@@ -51,6 +51,25 @@ pub struct BgpPeerFigures {
     pub pending_prefixes: u64,
 }
 
+/// What one BFD session shows (`metallb_bfd_*{peer}`), refreshed by the BGP runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BfdPeerFigures {
+    /// The session is Up.
+    pub session_up: bool,
+    /// Control packets received.
+    pub control_packet_input: u64,
+    /// Control packets sent.
+    pub control_packet_output: u64,
+    /// Echo packets received (no Echo function: 0).
+    pub echo_packet_input: u64,
+    /// Echo packets sent (no Echo function: 0).
+    pub echo_packet_output: u64,
+    /// Times the session went Up.
+    pub session_up_events: u64,
+    /// Times the session left Up.
+    pub session_down_events: u64,
+}
+
 /// Everything `/metrics` shows.
 #[derive(Clone)]
 pub struct SpeakerMetrics {
@@ -68,6 +87,8 @@ pub struct SpeakerMetrics {
     pub membership: Arc<Mutex<Option<Stats>>>,
     /// BGP sessions by MetalLB's `peer` label (`address:port`).
     pub bgp: Arc<Mutex<BTreeMap<String, BgpPeerFigures>>>,
+    /// BFD sessions by MetalLB's `peer` label (the address).
+    pub bfd: Arc<Mutex<BTreeMap<String, BfdPeerFigures>>>,
 }
 
 impl SpeakerMetrics {
@@ -89,6 +110,7 @@ impl SpeakerMetrics {
             conflicts: Arc::default(),
             membership: Arc::default(),
             bgp: Arc::default(),
+            bfd: Arc::default(),
         }
     }
 
@@ -195,6 +217,7 @@ pub fn render(m: &SpeakerMetrics) -> String {
         }
     }
     render_bgp(m, &mut out);
+    render_bfd(m, &mut out);
     out.push_str("# EOF\n");
     out
 }
@@ -239,6 +262,63 @@ fn render_bgp(m: &SpeakerMetrics, out: &mut String) {
         };
         let _ = writeln!(out, "# HELP {family} {help}");
         let _ = writeln!(out, "# TYPE {family} {kind}");
+        for (peer, f) in peers.iter() {
+            let _ = writeln!(out, "{name}{{peer=\"{peer}\"}} {}", pick(f));
+        }
+    }
+}
+
+/// `metallb_bfd_*{peer}`: MetalLB's names (FRR mode), types and labels.
+fn render_bfd(m: &SpeakerMetrics, out: &mut String) {
+    let Ok(peers) = m.bfd.lock() else { return };
+    type Pick = fn(&BfdPeerFigures) -> u64;
+    let families: [(&str, &str, &str, Pick); 7] = [
+        (
+            "metallb_bfd_session_up",
+            "gauge",
+            "BFD session state (1 is up, 0 is down)",
+            |f| u64::from(f.session_up),
+        ),
+        (
+            "metallb_bfd_control_packet_input",
+            "counter",
+            "Number of received BFD control packets",
+            |f| f.control_packet_input,
+        ),
+        (
+            "metallb_bfd_control_packet_output",
+            "counter",
+            "Number of sent BFD control packets",
+            |f| f.control_packet_output,
+        ),
+        (
+            "metallb_bfd_echo_packet_input",
+            "counter",
+            "Number of received BFD echo packets",
+            |f| f.echo_packet_input,
+        ),
+        (
+            "metallb_bfd_echo_packet_output",
+            "counter",
+            "Number of sent BFD echo packets",
+            |f| f.echo_packet_output,
+        ),
+        (
+            "metallb_bfd_session_up_events",
+            "counter",
+            "Number of BFD session up events",
+            |f| f.session_up_events,
+        ),
+        (
+            "metallb_bfd_session_down_events",
+            "counter",
+            "Number of BFD session down events",
+            |f| f.session_down_events,
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
         for (peer, f) in peers.iter() {
             let _ = writeln!(out, "{name}{{peer=\"{peer}\"}} {}", pick(f));
         }
@@ -300,5 +380,31 @@ mod tests {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn bfd_session_metrics_carry_the_peer() {
+        let m = SpeakerMetrics::new();
+        m.bfd.lock().unwrap().insert(
+            "10.0.0.1".into(),
+            BfdPeerFigures {
+                session_up: true,
+                control_packet_input: 5,
+                control_packet_output: 6,
+                session_up_events: 1,
+                ..BfdPeerFigures::default()
+            },
+        );
+        let text = render(&m);
+        for line in [
+            "metallb_bfd_session_up{peer=\"10.0.0.1\"} 1",
+            "metallb_bfd_control_packet_input{peer=\"10.0.0.1\"} 5",
+            "metallb_bfd_control_packet_output{peer=\"10.0.0.1\"} 6",
+            "metallb_bfd_echo_packet_input{peer=\"10.0.0.1\"} 0",
+            "metallb_bfd_session_up_events{peer=\"10.0.0.1\"} 1",
+            "metallb_bfd_session_down_events{peer=\"10.0.0.1\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
     }
 }

@@ -8,6 +8,9 @@
 mod support;
 
 use ironlb_api::v1beta1::ServiceBgpStatus;
+use ironlb_lab::components::{self, ControllerOptions};
+use ironlb_lab::speakers::{self, SpeakerOptions};
+use ironlb_lab::{Lab, LabOptions, RouterKind};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -17,6 +20,46 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
+
+/// What the helpers need of a test environment (support's `Env`, or [`RouterEnv`]).
+trait TestEnv {
+    fn lab(&self) -> &Lab;
+    fn client(&self) -> &kube::Client;
+    fn speakers(&self) -> &speakers::Speakers;
+}
+
+impl TestEnv for Env {
+    fn lab(&self) -> &Lab {
+        &self.lab
+    }
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn speakers(&self) -> &speakers::Speakers {
+        &self.speakers
+    }
+}
+
+/// A lab with another router than FRR, the controller and the speakers.
+struct RouterEnv {
+    lab: Lab,
+    client: kube::Client,
+    _ctl: components::Controller,
+    speakers: speakers::Speakers,
+    _permit: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl TestEnv for RouterEnv {
+    fn lab(&self) -> &Lab {
+        &self.lab
+    }
+    fn client(&self) -> &kube::Client {
+        &self.client
+    }
+    fn speakers(&self) -> &speakers::Speakers {
+        &self.speakers
+    }
+}
 
 /// A pool (IPv4 and IPv6 ranges), an advertisement with `ad_extra` spec lines, and BGPPeers
 /// to the router over IPv4 (`v4`) and IPv6 (`v6`) with `peer_extra` spec lines.
@@ -55,8 +98,8 @@ spec:
     )
 }
 
-async fn lb_service(env: &Env, name: &str, local: bool, v6: bool) -> String {
-    let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
+async fn lb_service(env: &impl TestEnv, name: &str, local: bool, v6: bool) -> String {
+    let api: Api<Service> = Api::namespaced(env.client().clone(), "default");
     let mut spec = json!({"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": name},
         "externalTrafficPolicy": if local { "Local" } else { "Cluster" }});
     if v6 {
@@ -85,8 +128,8 @@ async fn lb_service(env: &Env, name: &str, local: bool, v6: bool) -> String {
 
 /// A Pod on `node`; `host_network` ones get the node's IPv6 address too (the lab's pod
 /// network is IPv4 only), for IPv6 Services' endpoints.
-async fn pod(env: &Env, name: &str, app: &str, node: &str, host_network: bool) {
-    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+async fn pod(env: &impl TestEnv, name: &str, app: &str, node: &str, host_network: bool) {
+    let api: Api<Pod> = Api::namespaced(env.client().clone(), "default");
     let p: Pod = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": app}},
         "spec": {"nodeName": node, "hostNetwork": host_network,
@@ -97,20 +140,20 @@ async fn pod(env: &Env, name: &str, app: &str, node: &str, host_network: bool) {
 }
 
 /// `vtysh -c <cmd>` as JSON.
-fn frr_json(env: &Env, cmd: &str) -> Result<Value, String> {
-    let out = env.lab.router.cli(&[cmd]).map_err(|e| e.to_string())?;
+fn frr_json(env: &impl TestEnv, cmd: &str) -> Result<Value, String> {
+    let out = env.lab().router.cli(&[cmd]).map_err(|e| e.to_string())?;
     serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))
 }
 
 /// FRR's BGP paths for `prefix`.
-fn paths(env: &Env, af: &str, prefix: &str) -> Vec<Value> {
+fn paths(env: &impl TestEnv, af: &str, prefix: &str) -> Vec<Value> {
     frr_json(env, &format!("show bgp {af} unicast {prefix} json"))
         .map(|v| v["paths"].as_array().cloned().unwrap_or_default())
         .unwrap_or_default()
 }
 
 /// The sorted next hops of FRR's BGP paths for `prefix`.
-fn next_hops(env: &Env, af: &str, prefix: &str) -> Vec<String> {
+fn next_hops(env: &impl TestEnv, af: &str, prefix: &str) -> Vec<String> {
     let mut v: Vec<String> = paths(env, af, prefix)
         .iter()
         .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_string))
@@ -133,14 +176,14 @@ async fn eventually<F: FnMut() -> Result<(), String>>(what: &str, mut check: F) 
     }
 }
 
-async fn wait_next_hops(env: &Env, af: &str, prefix: &str, want: &[&str]) {
+async fn wait_next_hops(env: &impl TestEnv, af: &str, prefix: &str, want: &[&str]) {
     eventually(&format!("{prefix} via {want:?}"), || {
         let got = next_hops(env, af, prefix);
         if got == want {
             Ok(())
         } else {
             let table = env
-                .lab
+                .lab()
                 .router
                 .cli(&[&format!("show bgp {af} unicast")])
                 .unwrap_or_default();
@@ -151,11 +194,11 @@ async fn wait_next_hops(env: &Env, af: &str, prefix: &str, want: &[&str]) {
 }
 
 /// The node names that answered `n` requests from ext-client to `url`.
-fn answers(env: &Env, url: &str, n: usize) -> BTreeSet<String> {
+fn answers(env: &impl TestEnv, url: &str, n: usize) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     for _ in 0..n {
         let out = env
-            .lab
+            .lab()
             .exec("ext-client", &["curl", "-s", "--max-time", "2", url])
             .unwrap();
         let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -166,8 +209,8 @@ fn answers(env: &Env, url: &str, n: usize) -> BTreeSet<String> {
     seen
 }
 
-async fn bgp_statuses(env: &Env, service: &str) -> Vec<(String, Vec<String>)> {
-    let api: Api<ServiceBgpStatus> = Api::namespaced(env.client.clone(), "metallb-system");
+async fn bgp_statuses(env: &impl TestEnv, service: &str) -> Vec<(String, Vec<String>)> {
+    let api: Api<ServiceBgpStatus> = Api::namespaced(env.client().clone(), "metallb-system");
     let mut v: Vec<(String, Vec<String>)> = api
         .list(&ListParams::default().labels(&format!("metallb.io/service-name={service}")))
         .await
@@ -183,7 +226,7 @@ async fn bgp_statuses(env: &Env, service: &str) -> Vec<(String, Vec<String>)> {
     v
 }
 
-async fn wait_bgp_statuses(env: &Env, service: &str, want: &[(&str, &[&str])]) {
+async fn wait_bgp_statuses(env: &impl TestEnv, service: &str, want: &[(&str, &[&str])]) {
     let want: Vec<(String, Vec<String>)> = want
         .iter()
         .map(|(n, p)| (n.to_string(), p.iter().map(|s| s.to_string()).collect()))
@@ -208,14 +251,14 @@ const NODES_V4: [&str; 3] = ["10.0.0.231", "10.0.0.232", "10.0.0.233"];
 async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
     let env = setup(true, &[]).await;
     // Hash flows on ports too, so requests from one client spread over the next hops.
-    env.lab
+    env.lab()
         .exec_ok(
             "router",
             &["sysctl", "-w", "net.ipv4.fib_multipath_hash_policy=1"],
         )
         .unwrap();
     apply_ok(
-        &env.lab,
+        env.lab(),
         &bgp_config("  communities: [\"64512:100\", \"large:64512:1:2\"]\n", ""),
     );
     pod(&env, "web-1", "web", "node1", false).await;
@@ -249,7 +292,7 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
     // metrics.
     let v4: &[&str] = &["v4"];
     wait_bgp_statuses(&env, "web", &[("node1", v4), ("node2", v4), ("node3", v4)]).await;
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let events: Api<Event> = Api::namespaced(env.client().clone(), "default");
     let notes: Vec<String> = events
         .list(&ListParams::default())
         .await
@@ -263,7 +306,7 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
         notes.iter().any(|n| n.contains("with protocol \"bgp\"")),
         "{notes:?}"
     );
-    let metrics = env.speakers.metrics(1).unwrap();
+    let metrics = env.speakers().metrics(1).unwrap();
     for line in [
         "metallb_bgp_session_up{peer=\"10.0.0.1:179\"} 1",
         "metallb_bgp_session_up{peer=\"[fd10::1]:179\"} 1",
@@ -312,7 +355,7 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
 
     // (d) Advertisement node selector: node3 excluded.
     apply_ok(
-        &env.lab,
+        env.lab(),
         &bgp_config(
             "  nodeSelectors:\n  - matchExpressions:\n    - {key: kubernetes.io/hostname, operator: NotIn, values: [node3]}\n",
             "",
@@ -322,7 +365,7 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
     wait_bgp_statuses(&env, "web", &[("node1", v4), ("node2", v4)]).await;
     // Peer node selector: only node1 peers at all.
     apply_ok(
-        &env.lab,
+        env.lab(),
         &bgp_config(
             "",
             "  nodeSelectors:\n  - matchLabels: {kubernetes.io/hostname: node1}\n",
@@ -338,17 +381,17 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
     })
     .await;
     assert!(
-        !env.speakers
+        !env.speakers()
             .metrics(3)
             .unwrap()
             .contains("metallb_bgp_session_up{peer=\"10.0.0.1:179\"}"),
         "node3 has no session"
     );
-    apply_ok(&env.lab, &bgp_config("", ""));
+    apply_ok(env.lab(), &bgp_config("", ""));
     wait_next_hops(&env, "ipv4", "10.0.0.150/32", &NODES_V4).await;
 
     // (e) Service deleted: withdrawn everywhere, statuses gone.
-    let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
+    let api: Api<Service> = Api::namespaced(env.client().clone(), "default");
     api.delete("web", &DeleteParams::default()).await.unwrap();
     wait_next_hops(&env, "ipv4", "10.0.0.150/32", &[]).await;
     wait_bgp_statuses(&env, "web", &[]).await;
@@ -361,7 +404,7 @@ async fn ibgp_local_pref_and_graceful_restart_keep_traffic_flowing() {
     let env = setup(true, &[]).await;
     // node1 becomes an iBGP neighbor of the router (AS 64512), with graceful restart.
     let node1 = "10.0.0.231";
-    env.lab
+    env.lab()
         .router
         .cli(&[
             "configure terminal",
@@ -375,7 +418,7 @@ async fn ibgp_local_pref_and_graceful_restart_keep_traffic_flowing() {
         ])
         .unwrap();
     apply_ok(
-        &env.lab,
+        env.lab(),
         "apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: bgpnet, namespace: metallb-system}
@@ -426,7 +469,7 @@ spec:
     );
 
     // Kill node1's speaker: FRR keeps the route, marked stale, and traffic flows.
-    env.speakers.kill(1).unwrap();
+    env.speakers().kill(1).unwrap();
     eventually("FRR marks the route stale", || {
         match paths(&env, "ipv4", &prefix).first() {
             Some(p) if p["stale"] == true => Ok(()),
@@ -439,7 +482,7 @@ spec:
         BTreeSet::from(["node1".to_string()])
     );
     // Back: the route is refreshed (no longer stale) and never went away.
-    env.speakers.start(1).unwrap();
+    env.speakers().start(1).unwrap();
     eventually("the route refreshed after the restart", || {
         match paths(&env, "ipv4", &prefix).first() {
             Some(p) if p["stale"] != true && p["locPrf"] == 250 => Ok(()),
@@ -450,5 +493,241 @@ spec:
     assert_eq!(
         answers(&env, &url, 1),
         BTreeSet::from(["node1".to_string()])
+    );
+}
+
+/// A one-node lab with `router` as the lab's router, the CRDs, the controller and the speaker.
+async fn setup_with_router(router: RouterKind) -> RouterEnv {
+    let permit = LABS.acquire().await.unwrap();
+    let lab = Lab::start(LabOptions {
+        nodes: 1,
+        router,
+        ..LabOptions::for_test()
+    })
+    .await
+    .expect("lab (needs root)");
+    let crds = components::deploy_dir().join("crds");
+    kubectl(
+        &lab,
+        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+    );
+    kubectl(
+        &lab,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    );
+    let mut opts = ControllerOptions::new(binary());
+    opts.webhook = false;
+    let ctl = components::start_controller(&lab, opts).await.unwrap();
+    ctl.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let speakers = speakers::start_speakers_with(&lab, SpeakerOptions::new(binary()))
+        .await
+        .unwrap();
+    let client = lab.client().await.unwrap();
+    RouterEnv {
+        lab,
+        client,
+        _ctl: ctl,
+        speakers,
+        _permit: permit,
+    }
+}
+
+/// The speaker announces an IPv4 and an IPv6 Service with communities to BIRD or GoBGP (read
+/// from `birdc` / `gobgp`), and withdraws the IPv4 one when it is deleted.
+async fn announce_to(kind: RouterKind) {
+    let env = setup_with_router(kind).await;
+    apply_ok(
+        env.lab(),
+        &bgp_config("  communities: [\"64512:100\", \"large:64512:1:2\"]\n", ""),
+    );
+    pod(&env, "web-1", "web", "node1", true).await;
+    let ip = lb_service(&env, "web", false, false).await;
+    pod(&env, "web6-1", "web6", "node1", true).await;
+    let ip6 = lb_service(&env, "web6", false, true).await;
+    let (table4, table6): (Vec<&str>, Vec<&str>) = match kind {
+        RouterKind::Bird => (vec!["show", "route", "all"], vec!["show", "route", "all"]),
+        _ => (
+            vec!["global", "rib", "-a", "ipv4"],
+            vec!["global", "rib", "-a", "ipv6"],
+        ),
+    };
+    let (community, large) = match kind {
+        RouterKind::Bird => ("(64512,100)", "(64512, 1, 2)"),
+        _ => ("64512:100", "64512:1:2"),
+    };
+    for (cmd, prefix, hop) in [
+        (&table4, format!("{ip}/32"), "10.0.0.231"),
+        (&table6, format!("{ip6}/128"), "fd10::231"),
+    ] {
+        eventually(&format!("{prefix} in {kind}'s table"), || {
+            let out = env.lab().router.cli(cmd).map_err(|e| e.to_string())?;
+            let ok = out.contains(&prefix)
+                && out.contains(hop)
+                && out.contains("64513")
+                && out.contains(community)
+                && out.contains(large);
+            if ok { Ok(()) } else { Err(out) }
+        })
+        .await;
+    }
+    let api: Api<Service> = Api::namespaced(env.client().clone(), "default");
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    let gone = format!("{ip}/32");
+    eventually(&format!("{gone} withdrawn from {kind}"), || {
+        let out = env.lab().router.cli(&table4).map_err(|e| e.to_string())?;
+        if out.contains(&gone) {
+            Err(out)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let out = env.lab().router.cli(&table6).unwrap();
+    assert!(
+        out.contains(&format!("{ip6}/128")),
+        "the IPv6 Service stays: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_speaker_announces_to_bird() {
+    announce_to(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_speaker_announces_to_gobgp() {
+    announce_to(RouterKind::Gobgp).await;
+}
+
+/// `ip link set eth0 up|down` in node `i`'s namespace.
+fn set_link(env: &impl TestEnv, i: u8, up: bool) {
+    let netns = env.lab().topo.node(i).netns.clone();
+    ironlb_lab::proc::run(
+        "ip",
+        &[
+            "-n",
+            &netns,
+            "link",
+            "set",
+            "eth0",
+            if up { "up" } else { "down" },
+        ],
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bfd_takes_a_cut_nodes_next_hop_away_within_detection_time() {
+    let env = setup(true, &[]).await;
+    // FRR: BFD (100 ms x 3) on every node neighbor, BGP hold time 30 s.
+    let mut conf = vec![
+        "configure terminal".to_string(),
+        "bfd".into(),
+        "profile fast".into(),
+        "receive-interval 100".into(),
+        "transmit-interval 100".into(),
+        "detect-multiplier 3".into(),
+        "exit".into(),
+        "exit".into(),
+        "router bgp 64512".into(),
+    ];
+    for a in NODES_V4 {
+        conf.push(format!("neighbor {a} timers 10 30"));
+        conf.push(format!("neighbor {a} bfd profile fast"));
+    }
+    let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
+    env.lab().router.cli(&conf).unwrap();
+    apply_ok(
+        env.lab(),
+        "apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast, namespace: metallb-system}
+spec: {receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bgpnet, namespace: metallb-system}
+spec:
+  addresses: [\"10.0.0.150-10.0.0.180\"]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: ads, namespace: metallb-system}
+spec:
+  ipAddressPools: [bgpnet]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: v4, namespace: metallb-system}
+spec:
+  myASN: 64513
+  peerASN: 64512
+  peerAddress: 10.0.0.1
+  connectTime: 2s
+  holdTime: 30s
+  bfdProfile: fast
+",
+    );
+    pod(&env, "web-1", "web", "node2", false).await;
+    let ip = lb_service(&env, "web", false, false).await;
+    let prefix = format!("{ip}/32");
+    wait_next_hops(&env, "ipv4", &prefix, &NODES_V4).await;
+    eventually("BFD up on FRR for every node", || {
+        let v = frr_json(&env, "show bfd peers json")?;
+        let up = v
+            .as_array()
+            .map(|a| a.iter().filter(|p| p["status"] == "up").count())
+            .unwrap_or(0);
+        if up == 3 { Ok(()) } else { Err(v.to_string()) }
+    })
+    .await;
+    eventually("metallb_bfd_session_up on node1", || {
+        let m = env.speakers().metrics(1).map_err(|e| e.to_string())?;
+        if m.contains("metallb_bfd_session_up{peer=\"10.0.0.1\"} 1") {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    })
+    .await;
+
+    // Cut node1's link: FRR drops its next hop by BFD, far sooner than the 30 s hold time.
+    let t0 = Instant::now();
+    set_link(&env, 1, false);
+    let mut removed = None;
+    while t0.elapsed() < Duration::from_secs(10) {
+        if next_hops(&env, "ipv4", &prefix) == NODES_V4[1..] {
+            removed = Some(t0.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let removed = removed.unwrap_or_else(|| {
+        panic!(
+            "node1's next hop still there: {:?}",
+            next_hops(&env, "ipv4", &prefix)
+        )
+    });
+    assert!(
+        removed < Duration::from_secs(3),
+        "removed after {removed:?}"
+    );
+    eprintln!("node1's next hop removed {removed:?} after its link was cut");
+    // Link back: BFD and BGP come back, three next hops again.
+    set_link(&env, 1, true);
+    wait_next_hops(&env, "ipv4", &prefix, &NODES_V4).await;
+    let m = env.speakers().metrics(1).unwrap();
+    assert!(
+        m.lines().any(
+            |l| l.starts_with("metallb_bfd_session_down_events{peer=\"10.0.0.1\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{m}"
     );
 }
