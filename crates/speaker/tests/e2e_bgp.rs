@@ -731,3 +731,97 @@ spec:
         "{m}"
     );
 }
+
+/// FRR's state of neighbor `addr`.
+fn frr_state(env: &impl TestEnv, addr: &str) -> Result<String, String> {
+    let v = frr_json(env, "show bgp summary json")?;
+    v["ipv4Unicast"]["peers"][addr]["state"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| v.to_string())
+}
+
+fn md5_config(secret_password: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: bgp-auth, namespace: metallb-system}}
+type: kubernetes.io/basic-auth
+stringData: {{password: \"{secret_password}\"}}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bgpnet, namespace: metallb-system}}
+spec:
+  addresses: [\"10.0.0.150-10.0.0.180\"]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: ads, namespace: metallb-system}}
+spec:
+  ipAddressPools: [bgpnet]
+---
+apiVersion: metallb.io/v1beta2
+"
+    ) + "kind: BGPPeer
+metadata: {name: md5, namespace: metallb-system}
+spec:
+  myASN: 64513
+  peerASN: 64512
+  peerAddress: 10.0.0.1
+  connectTime: 2s
+  passwordSecret: {name: bgp-auth, namespace: metallb-system}
+  nodeSelectors:
+  - matchLabels: {kubernetes.io/hostname: node1}
+"
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn md5_password_from_a_secret_and_the_exclude_label() {
+    let env = setup(true, &[]).await;
+    let node1 = "10.0.0.231";
+    env.lab()
+        .router
+        .cli(&[
+            "configure terminal",
+            "router bgp 64512",
+            &format!("neighbor {node1} password s3cret"),
+        ])
+        .unwrap();
+    // A wrong password: the session never comes up.
+    apply_ok(env.lab(), &md5_config("wrong"));
+    pod(&env, "web-1", "web", "node1", false).await;
+    let ip = lb_service(&env, "web", false, false).await;
+    let prefix = format!("{ip}/32");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_ne!(frr_state(&env, node1).unwrap(), "Established");
+    assert!(next_hops(&env, "ipv4", &prefix).is_empty());
+    // The right one (the Secret changes, the session follows).
+    apply_ok(env.lab(), &md5_config("s3cret"));
+    wait_next_hops(&env, "ipv4", &prefix, &[node1]).await;
+    assert_eq!(frr_state(&env, node1).unwrap(), "Established");
+
+    // The exclude label: the session stays, the route goes; removing the label brings it back.
+    let label = |value: Option<&str>| {
+        let mut v = vec!["label".to_string(), "node".into(), "node1".into()];
+        v.push(match value {
+            Some(x) => format!("node.kubernetes.io/exclude-from-external-load-balancers={x}"),
+            None => "node.kubernetes.io/exclude-from-external-load-balancers-".into(),
+        });
+        v.push("--overwrite".into());
+        v
+    };
+    let args = label(Some(""));
+    kubectl(
+        env.lab(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    wait_next_hops(&env, "ipv4", &prefix, &[]).await;
+    assert_eq!(frr_state(&env, node1).unwrap(), "Established");
+    let args = label(None);
+    kubectl(
+        env.lab(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    wait_next_hops(&env, "ipv4", &prefix, &[node1]).await;
+}
