@@ -1,5 +1,6 @@
-//! `ironlb speaker` in Layer 2 mode: on every node, decides which Service addresses this node
-//! owns and answers ARP/NDP for exactly those.
+//! `ironlb speaker`: on every node, decides which Service addresses this node announces — in
+//! Layer 2 mode it answers ARP/NDP for the addresses it owns; in BGP mode it announces them to
+//! the BGPPeers that select it (see [`bgp_plan`] and [`bgp_runtime`]).
 //!
 //! ```text
 //!   kube-apiserver                                       other speakers (UDP 7946, HMAC)
@@ -13,6 +14,8 @@
 //!     |                              '--Conflict--> Event addressConflict + metric + log --'
 //!     +--watch<DesiredStatuses>--> status::StatusWriter (ServiceL2Status, owner = our Pod)
 //!     +--> EventSink (nodeAssigned / announceFailed), ConfigurationState speaker-<node>
+//!     +--> bgp_runtime::BgpSpeaker: bgp_plan (pure) -> one ironlb_bgp Session per peer
+//!     |        (+ BFD), ServiceBGPStatus, nodeAssigned (bgp)
 //!     '--> metrics::SpeakerMetrics  -> GET /metrics
 //! ```
 //!
