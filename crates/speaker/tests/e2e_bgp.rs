@@ -825,3 +825,62 @@ async fn md5_password_from_a_secret_and_the_exclude_label() {
     );
     wait_next_hops(&env, "ipv4", &prefix, &[node1]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dual_stack_address_family_carries_ipv6_over_the_ipv4_session() {
+    let env = setup(true, &[]).await;
+    let node1 = "10.0.0.231";
+    // FRR: the IPv4 neighbor node1 carries IPv6 unicast too.
+    env.lab()
+        .router
+        .cli(&[
+            "configure terminal",
+            "router bgp 64512",
+            "address-family ipv6 unicast",
+            &format!("neighbor {node1} activate"),
+            "exit-address-family",
+        ])
+        .unwrap();
+    apply_ok(
+        env.lab(),
+        "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bgpnet, namespace: metallb-system}
+spec:
+  addresses: [\"10.0.0.150-10.0.0.180\", \"fd10::150-fd10::180\"]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: ads, namespace: metallb-system}
+spec:
+  ipAddressPools: [bgpnet]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: dual, namespace: metallb-system}
+spec:
+  myASN: 64513
+  peerASN: 64512
+  peerAddress: 10.0.0.1
+  connectTime: 2s
+  dualStackAddressFamily: true
+  nodeSelectors:
+  - matchLabels: {kubernetes.io/hostname: node1}
+",
+    );
+    pod(&env, "web6-1", "web6", "node1", true).await;
+    let ip6 = lb_service(&env, "web6", false, true).await;
+    let prefix = format!("{ip6}/128");
+    // Learned from the IPv4 neighbor, with node1's IPv6 address as next hop.
+    wait_next_hops(&env, "ipv6", &prefix, &["fd10::231"]).await;
+    let p = paths(&env, "ipv6", &prefix).remove(0);
+    assert_eq!(p["peer"]["peerId"], node1, "{p}");
+    let v = frr_json(&env, "show bgp summary json").unwrap();
+    assert_eq!(
+        v["ipv6Unicast"]["peers"][node1]["pfxRcd"], 1,
+        "{}",
+        v["ipv6Unicast"]
+    );
+    let dual: &[&str] = &["dual"];
+    wait_bgp_statuses(&env, "web6", &[("node1", dual)]).await;
+}
