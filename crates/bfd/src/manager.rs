@@ -378,7 +378,12 @@ impl Task {
                 },
                 r = network::receive(&self.v4, &mut buf4) => self.datagram(r, &buf4).await,
                 r = receive_opt(&self.v6, &mut buf6) => self.datagram(r, &buf6).await,
-                _ = sleep_until(deadline) => self.timers().await,
+                _ = sleep_until(deadline) => {
+                    // Packets that arrived while this task was not running (a busy machine)
+                    // count before any detection time is judged expired.
+                    self.drain(&mut buf4).await;
+                    self.timers().await;
+                }
             }
         }
     }
@@ -503,6 +508,24 @@ impl Task {
         bump(&e.counters.control_packet_input);
         e.remote_diag = p.diag;
         self.event(d, Event::Received(p)).await;
+    }
+
+    /// Handles the datagrams already queued on the receive sockets (at most 64 per socket).
+    async fn drain(&mut self, buf: &mut [u8]) {
+        for v6 in [false, true] {
+            for _ in 0..64 {
+                let socket = if v6 { self.v6.as_ref() } else { Some(&self.v4) };
+                let Some(socket) = socket else { break };
+                match network::try_receive(socket, buf) {
+                    Ok(Some(r)) => self.datagram(Ok(r), buf).await,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.datagram(Err(e), buf).await;
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     fn drop_packet(&self, reason: &'static str, r: &Received, e: Option<&DecodeError>) {

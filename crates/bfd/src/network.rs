@@ -42,8 +42,8 @@ pub fn receive_socket(v6: bool, port: u16) -> io::Result<UdpSocket> {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         )
     };
+    // No SO_REUSEADDR: a second BFD daemon in the namespace must fail here, not share the port.
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
     if v6 {
         s.set_only_v6(true)?;
         setsockopt(&s, sockopt::Ipv6RecvHopLimit, &true)?;
@@ -98,6 +98,15 @@ pub async fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received>
     socket
         .async_io(Interest::READABLE, || recv_once(socket, buf))
         .await
+}
+
+/// Receives one datagram if one is queued, without waiting (None: none queued).
+pub fn try_receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<Received>> {
+    match recv_once(socket, buf) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn recv_once(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {

@@ -246,6 +246,11 @@ const M: u8 = 0x01;
 impl ControlPacket {
     /// Appends the 24 bytes of the packet (version 1, Length 24, A and M clear).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.encode());
+    }
+
+    /// The packet's bytes (version 1, Length 24, A and M clear).
+    pub fn encode(&self) -> [u8; CONTROL_LEN] {
         let mut flags = self.state.to_bits() << 6;
         for (set, bit) in [
             (self.poll, P),
@@ -257,27 +262,23 @@ impl ControlPacket {
                 flags |= bit;
             }
         }
-        out.push((VERSION << 5) | self.diag.to_bits());
-        out.push(flags);
-        out.push(self.detect_mult);
-        out.push(CONTROL_LEN as u8);
-        for v in [
+        let mut out = [0u8; CONTROL_LEN];
+        out[0] = (VERSION << 5) | self.diag.to_bits();
+        out[1] = flags;
+        out[2] = self.detect_mult;
+        out[3] = CONTROL_LEN as u8;
+        for (i, v) in [
             self.my_discriminator,
             self.your_discriminator,
             self.desired_min_tx,
             self.required_min_rx,
             self.required_min_echo_rx,
-        ] {
-            out.extend_from_slice(&v.to_be_bytes());
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out[4 + 4 * i..8 + 4 * i].copy_from_slice(&v.to_be_bytes());
         }
-    }
-
-    /// The packet's bytes.
-    pub fn encode(&self) -> [u8; CONTROL_LEN] {
-        let mut v = Vec::with_capacity(CONTROL_LEN);
-        self.encode_into(&mut v);
-        let mut out = [0u8; CONTROL_LEN];
-        out.copy_from_slice(&v);
         out
     }
 

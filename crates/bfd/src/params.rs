@@ -1,5 +1,6 @@
 //! Session parameters, from a MetalLB `BFDProfile`.
 
+#[cfg(feature = "profile")]
 use ironlb_api::v1beta1::BfdProfileSpec;
 use std::time::Duration;
 
@@ -58,6 +59,7 @@ pub enum ParamsError {
     },
 }
 
+#[cfg(feature = "profile")]
 fn ranged(
     field: &'static str,
     v: Option<u32>,
@@ -77,6 +79,7 @@ fn ranged(
     Ok(value)
 }
 
+#[cfg(feature = "profile")]
 impl BfdParams {
     /// The parameters of a `BFDProfile` (same ranges and defaults as MetalLB). `echoInterval`
     /// only matters with `echoMode`, which is refused.
