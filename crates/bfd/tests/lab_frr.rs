@@ -9,10 +9,10 @@ mod support;
 
 use ironlb_bfd::manager::drop_reason;
 use ironlb_bfd::packet::{ControlPacket, Diag, State};
-use ironlb_bfd::{BfdCounters, BfdParams};
+use ironlb_bfd::{BfdCounters, BfdParams, BfdPeer};
 use ironlb_bgp::session::fsm::State as BgpState;
 use ironlb_lab::{Lab, LabOptions};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -74,6 +74,45 @@ async fn sessions_with_frr_active_passive_and_malformed_packets() {
             frr_bfd_peer(&lab, &addr).unwrap()["id"].as_u64().unwrap() as u32
         );
     }
+
+    // IPv6: node1 to the router's IPv6 address, next to its IPv4 session.
+    let (r6, n1v6) = (lab.topo.router().ipv6, n1.host.ipv6);
+    frr_configure(
+        &lab,
+        &[
+            "bfd".to_string(),
+            format!("peer {n1v6} local-address {r6}"),
+            "profile fast".to_string(),
+        ],
+    );
+    let h1v6 = n1
+        .manager
+        .add(BfdPeer {
+            local: Some(IpAddr::V6(n1v6)),
+            peer: IpAddr::V6(r6),
+            params: fast(),
+        })
+        .await
+        .unwrap();
+    wait_bfd(&h1v6, "IPv6 Up with FRR", Duration::from_secs(15), |s| {
+        s.is_up() && s.detection_time == Some(Duration::from_millis(300))
+    })
+    .await;
+    let n1v6s = n1v6.to_string();
+    eventually(
+        "FRR sees the IPv6 session up",
+        Duration::from_secs(10),
+        || {
+            let p = frr_bfd_peer(&lab, &n1v6s)?;
+            if p["status"] == "up" && p["remote-id"] == h1v6.local_discriminator() {
+                Ok(())
+            } else {
+                Err(p.to_string())
+            }
+        },
+    )
+    .await;
+    assert!(h1.state().borrow().is_up(), "IPv4 session unaffected");
 
     // node3 passive: silent while FRR has no session for it, Up once FRR starts one.
     let n3 = BfdNode::new(&lab, 3).await;
