@@ -156,9 +156,6 @@ impl DropCounters {
 /// Why a session could not be added.
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
-    /// A session to this peer exists already (share its handle's receivers instead).
-    #[error("a BFD session to {0} exists already")]
-    Duplicate(IpAddr),
     /// The transmit socket could not be opened.
     #[error("transmit socket: {0}")]
     Socket(#[from] io::Error),
@@ -227,7 +224,10 @@ impl BfdManager {
         })
     }
 
-    /// Starts a session; it runs until the handle is dropped or removed.
+    /// Starts a session; it runs until the handle is dropped or removed. A second `add` for a
+    /// peer address that has a session shares that session (its parameters become the new
+    /// ones): the session ends when the last of its handles is gone, so a BGP session can be
+    /// replaced (new handle first, old one dropped after) without the BFD session flapping.
     pub async fn add(&self, peer: BfdPeer) -> Result<BfdHandle, AddError> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -320,6 +320,8 @@ impl Drop for BfdHandle {
 }
 
 struct Entry {
+    /// Handles alive.
+    refs: usize,
     fsm: Session,
     peer: SocketAddr,
     socket: UdpSocket,
@@ -412,8 +414,20 @@ impl Task {
     }
 
     async fn add(&mut self, peer: BfdPeer) -> Result<Added, AddError> {
-        if self.by_peer.contains_key(&peer.peer) {
-            return Err(AddError::Duplicate(peer.peer));
+        if let Some(&d) = self.by_peer.get(&peer.peer)
+            && let Some(e) = self.sessions.get_mut(&d)
+        {
+            e.refs += 1;
+            let added = Added {
+                discriminator: d,
+                state: e.state.subscribe(),
+                up: e.up.subscribe(),
+                counters: e.counters.clone(),
+            };
+            if *e.fsm.params() != peer.params {
+                self.event(d, Event::SetParams(peer.params)).await;
+            }
+            return Ok(added);
         }
         let discriminator = loop {
             let d = self.next_random() as u32;
@@ -441,6 +455,7 @@ impl Task {
         self.sessions.insert(
             discriminator,
             Entry {
+                refs: 1,
                 fsm,
                 peer: SocketAddr::new(peer.peer, self.config.peer_port),
                 socket,
@@ -461,7 +476,11 @@ impl Task {
     }
 
     async fn remove(&mut self, d: u32) {
-        if self.sessions.contains_key(&d) {
+        if let Some(e) = self.sessions.get_mut(&d) {
+            e.refs = e.refs.saturating_sub(1);
+            if e.refs > 0 {
+                return;
+            }
             self.event(d, Event::AdminDown).await;
         }
         if let Some(e) = self.sessions.remove(&d) {

@@ -211,7 +211,7 @@ async fn removal_tells_the_peer_admin_down_and_silence_is_detected() {
 }
 
 #[tokio::test]
-async fn duplicate_peer_is_refused_and_passive_comes_up_with_an_active_peer() {
+async fn a_second_add_shares_the_session_and_passive_comes_up_with_an_active_peer() {
     let passive = BfdParams {
         passive: true,
         ..fast()
@@ -219,17 +219,43 @@ async fn duplicate_peer_is_refused_and_passive_comes_up_with_an_active_peer() {
     let (a, _b, ha, hb, _) = pair(passive, fast()).await;
     wait_for(&ha, "passive A up", Duration::from_secs(5), |s| s.is_up()).await;
     wait_for(&hb, "B up", Duration::from_secs(5), |s| s.is_up()).await;
-    let dup = a
+    // A second handle for the same peer (a BGP session being replaced): the same session,
+    // now with the new parameters (a Poll Sequence while Up, no flap).
+    let slower = BfdParams {
+        desired_min_tx: Duration::from_millis(200),
+        required_min_rx: Duration::from_millis(200),
+        ..fast()
+    };
+    let ha2 = a
         .add(BfdPeer {
-            local: None,
+            local: Some(ip(1)),
             peer: ip(2),
-            params: fast(),
+            params: slower,
         })
-        .await;
-    assert!(
-        matches!(dup, Err(ironlb_bfd::AddError::Duplicate(_))),
-        "{dup:?}"
-    );
+        .await
+        .unwrap();
+    assert_eq!(ha2.local_discriminator(), ha.local_discriminator());
+    assert!(ha2.state().borrow().is_up());
+    wait_for(
+        &hb,
+        "B detects A at 3 × 200 ms",
+        Duration::from_secs(5),
+        |s| s.detection_time == Some(Duration::from_millis(600)),
+    )
+    .await;
+    // The old handle goes: the session stays, Up.
+    drop(ha);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(ha2.state().borrow().is_up());
+    assert!(hb.state().borrow().is_up());
+    assert_eq!(get(&ha2.counters().session_down_events), 0);
+    assert_eq!(get(&hb.counters().session_down_events), 0);
+    // The last one goes: B is told AdminDown.
+    drop(ha2);
+    wait_for(&hb, "B down by A's word", Duration::from_secs(2), |s| {
+        s.state == State::Down && s.remote_state == State::AdminDown
+    })
+    .await;
 }
 
 /// A stalled task (busy machine) does not take the session down when the peer's packets
