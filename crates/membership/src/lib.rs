@@ -50,34 +50,35 @@
 //! (see the module docs for why).
 //!
 //! # Timing and the false-positive trade-off
-//! Defaults ([`Settings::default`]): probe every 100 ms, direct `Ack` awaited 40 ms, then 3
-//! indirect probes until the end of the period, 300 ms to refute a suspicion, pending updates
+//! Defaults ([`Settings::default`]): probe every 50 ms, direct `Ack` awaited 20 ms, then 3
+//! indirect probes until the end of the period, 200 ms to refute a suspicion, pending updates
 //! gossiped every 30 ms and piggybacked at least 6 times. A dead member is suspected by the
 //! first member to probe it (each member probes every other in a shuffled round robin, so within
 //! `n-1` periods, usually the first or second), declared down `suspect_to_down_after` later, and
 //! the verdict is gossiped at once.
-//! Measured on loopback with 3 members over 20 kills (no leave): p50 466 ms, p99 615 ms until
-//! every other member dropped it; 0.085× the p50 of memberlist's LAN timings (5.5 s) run by the
-//! same code. In the lab, cutting a node's LAN link: dropped after 506–561 ms (3 runs). Figures:
+//! Measured on loopback with 3 members over 20 kills (no leave): p50 282 ms, p99 339 ms until
+//! every other member dropped it; 0.045× the p50 of memberlist's LAN timings (6.2 s) run by the
+//! same code. (The previous defaults, 100 / 40 / 300 ms, gave p50 466 ms.) Figures:
 //! `docs/benchmarks.md`, section "Membership".
 //!
 //! A *false positive* needs, for one probe of a live member with per-datagram loss `p`, the
 //! direct round trip lost (`1-(1-p)²`) and every one of the `k` indirect round trips lost
 //! (`1-(1-p)⁴` each: ping-req, ping, ack, forwarded ack) — that raises a suspicion — and then the
 //! suspicion and every refutation lost for `suspect_to_down_after` (the suspected member hears
-//! of it through gossip and answers with a higher incarnation). At `p = 5 %`:
+//! of it through gossip and answers with a higher incarnation). At `p = 5 %`, over 30 s:
 //!
-//! | members | helpers `k` | P(probe fails) predicted | measured (30 s) | declared down wrongly |
+//! | members | helpers `k` | P(probe fails) predicted | measured | declared down wrongly |
 //! |---|---|---|---|---|
-//! | 3 | 1 | 1.8 % (≈ 0.5 suspicions/s) | 2.0 % (18 of ~900) | 0 |
-//! | 5 | 3 | 0.06 % | 0.07 % (1 of ~1500) | 0 |
+//! | 3 | 1 | 1.8 % (≈ 1.1 suspicions/s at 20 probes/s) | 1.9 % (34 of ~1800) | 0 |
+//! | 5 | 3 | 0.06 % | 0.07 % (2 of ~3000) | 0 |
 //!
-//! Suspicions are refuted well inside 300 ms, so at 5 % loss no member was wrongly declared
-//! down in that run (an earlier run, with at least 3 copies per update, had 1); verdicts turn wrong only under heavy loss (measured with 3 members over 30 s: 6 at
-//! 20 %, 17 at 35 %). Each 100 ms added to `suspect_to_down_after` costs ~100 ms of detection
-//! and buys ~3 more gossip rounds to refute in. A member wrongly declared down renews its
-//! identity ([`NodeId::generation`]) and rejoins at once: a short flap, seen as `Failed` then
-//! `Joined`.
+//! Probing twice as often as the previous defaults raises twice as many suspicions at a given
+//! loss, and each has 200 ms (≈6 gossip rounds) to be refuted: at 5 % loss all were; verdicts
+//! turn wrong under heavy loss (3 members over 30 s: 10 at 20 %, 23 at 35 %; the previous
+//! defaults: 6 and 17). Each 100 ms added to `suspect_to_down_after` costs ~100 ms of detection
+//! and buys ~3 more gossip rounds to refute in (the speaker's `--ml-suspicion-ms`). A member
+//! wrongly declared down renews its identity ([`NodeId::generation`]) and rejoins at once: a
+//! short flap, seen as `Failed` then `Joined`.
 
 pub mod frame;
 mod identity;
