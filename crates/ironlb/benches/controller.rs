@@ -139,7 +139,10 @@ async fn main() {
     eprintln!("[bench] created in {:.1} s", created.as_secs_f64());
 
     // 1. The controller.
-    let mut copts = ControllerOptions::new(env!("CARGO_BIN_EXE_ironlb"));
+    // IRONLB_BENCH_CONTROLLER: another binary (or a wrapper such as `heaptrack ironlb "$@"`).
+    let binary = std::env::var("IRONLB_BENCH_CONTROLLER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ironlb").to_string());
+    let mut copts = ControllerOptions::new(binary);
     copts.webhook = false;
     copts.extra_args = vec!["--log-level".into(), "warn".into()];
     let t0 = Instant::now();

@@ -63,7 +63,9 @@ pub struct State {
     lb_class: Option<String>,
     allocator: Allocator,
     /// Services that are (or were) LoadBalancers or carry our annotation.
-    services: HashMap<ServiceKey, ServiceInfo>,
+    /// Boxed: the map's table then holds a pointer per slot, not a whole `ServiceInfo`
+    /// (about 400 bytes) for every slot, used or empty, and growing it copies little.
+    services: HashMap<ServiceKey, Box<ServiceInfo>>,
     /// What we last asked to write and have not yet seen come back: (ips, pool).
     written: HashMap<ServiceKey, (Vec<IpAddr>, Option<String>)>,
     /// The configuration in use (the last valid one).
@@ -162,7 +164,7 @@ impl State {
             self.written.remove(&key);
             return Vec::new();
         }
-        self.services.insert(key.clone(), info);
+        self.services.insert(key.clone(), Box::new(info));
         if self.started {
             self.reconcile(&key, ns)
         } else {
