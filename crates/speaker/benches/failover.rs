@@ -6,8 +6,8 @@
 //! where the time went per trial: the next owner's membership verdict and its decision (its
 //! log), its gratuitous ARP reaching the client (tcpdump), the client's first answer.
 //! `FAILOVER_SPEAKER_ARGS` passes more speaker flags (e.g. other membership timings).
-//! Optional: `SPEAKER_RSS_SERVICES=10000` also measures the speakers' RSS with that many
-//! Services. Needs root and `cargo build --release -p ironlb` first (the bench runs the
+//! `SPEAKER_RSS_SERVICES=10000` instead measures the speakers' memory (peak `VmHWM` and steady
+//! `VmRSS`) with that many LoadBalancer Services, addresses allocated by the controller. Needs root and `cargo build --release -p ironlb` first (the bench runs the
 //! `ironlb` binary of its own profile).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -124,59 +124,136 @@ fn median_ms(values: impl Iterator<Item = Option<f64>>) -> String {
     format!("{:.0}", percentile(&v, 50.0) * 1000.0)
 }
 
-async fn rss_kib(env: &Env) -> Vec<(String, u64)> {
+/// (node, peak RSS `VmHWM`, current RSS `VmRSS`) of every speaker, KiB.
+fn rss_kib(env: &Env) -> Vec<(String, u64, u64)> {
     env.speakers
         .nodes
         .iter()
         .map(|n| {
             let pid = n.daemon.pid().unwrap();
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-            let kib = status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            (n.node.clone(), kib)
+            let field = |name: &str| -> u64 {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            (n.node.clone(), field("VmHWM:"), field("VmRSS:"))
         })
         .collect()
 }
 
-async fn many_services(env: &Env, count: usize) {
+fn print_rss(label: &str, env: &Env) {
+    for (node, hwm, rss) in rss_kib(env) {
+        println!(
+            "speaker RSS {label}: {node} peak (VmHWM) {:.1} MiB, now (VmRSS) {:.1} MiB",
+            hwm as f64 / 1024.0,
+            rss as f64 / 1024.0
+        );
+    }
+}
+
+/// Services with an address in their status, counted by listing (paged).
+async fn services_with_address(env: &Env) -> usize {
     use k8s_openapi::api::core::v1::Service;
-    use kube::api::{Api, Patch, PatchParams, PostParams};
-    use serde_json::json;
+    use kube::api::{Api, ListParams};
     let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
+    let mut n = 0;
+    let mut params = ListParams::default().limit(2000);
+    loop {
+        let page = api.list(&params).await.unwrap();
+        n += page
+            .items
+            .iter()
+            .filter(|s| {
+                s.status
+                    .as_ref()
+                    .and_then(|st| st.load_balancer.as_ref())
+                    .and_then(|lb| lb.ingress.as_ref())
+                    .is_some_and(|i| !i.is_empty())
+            })
+            .count();
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => params = params.continue_token(&c),
+            None => return n,
+        }
+    }
+}
+
+/// Speaker memory with `count` LoadBalancer Services whose addresses the controller
+/// allocates (each with an EndpointSlice on node1): three speakers, peak and steady RSS.
+async fn rss_bench(count: usize) {
+    let env = setup(true, &[]).await;
     apply_ok(
         &env.lab,
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: many, namespace: metallb-system}\nspec:\n  addresses: [\"fd10::1:0/112\"]\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: many, namespace: metallb-system}\nspec:\n  ipAddressPools: [many]\n",
     );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    print_rss("idle (config, no Services)", &env);
+    many_services(&env, count).await;
     let started = Instant::now();
-    let ips: Vec<String> = (0..count).map(|k| format!("fd10::1:{:x}", k + 1)).collect();
+    let mut last = Instant::now();
+    loop {
+        let done = services_with_address(&env).await;
+        if done >= count {
+            break;
+        }
+        if last.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "  {done} of {count} Services have their address ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+            last = Instant::now();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "only {done} of {count} Services got an address"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    eprintln!(
+        "every Service has its address {:.0} s after the last create; 30 s to settle",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    for (i, n) in env.speakers.nodes.iter().enumerate() {
+        let m = env.speakers.metrics(i + 1).unwrap_or_default();
+        let owned = m
+            .lines()
+            .filter(|l| l.starts_with("metallb_speaker_announced{") && l.ends_with(" 1"))
+            .count();
+        println!("{} announces {owned} addresses", n.node);
+    }
+    print_rss(&format!("with {count} Services"), &env);
+}
+
+async fn many_services(env: &Env, count: usize) {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, PostParams};
+    use serde_json::json;
+    let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
+    let started = Instant::now();
     futures_lite(count, |k| {
         let api = api.clone();
-        let ip = ips[k].clone();
         async move {
             let name = format!("many-{k}");
             let svc: Service = serde_json::from_value(json!({
                 "metadata": {"name": name},
-                "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+                // No NodePorts: 10,000 would not fit the NodePort range. IPv6, like the pool.
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 80}],
+                         "allocateLoadBalancerNodePorts": false,
+                         "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"]},
             }))
             .unwrap();
             api.create(&PostParams::default(), &svc).await.unwrap();
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})),
-            )
-            .await
-            .unwrap();
             set_endpoints(env, &name, &["node1"]).await;
         }
     })
     .await;
     eprintln!(
-        "created {count} Services with addresses and endpoints in {:.1} s",
+        "created {count} Services (the controller allocates) and their EndpointSlices in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -200,6 +277,13 @@ async fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` does not: only run when benched.
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("failover bench: run with `cargo bench -p ironlb-speaker --bench failover`");
+        return;
+    }
+    if let Some(count) = std::env::var("SPEAKER_RSS_SERVICES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        rss_bench(count).await;
         return;
     }
     let trials: usize = std::env::var("FAILOVER_TRIALS")
@@ -265,18 +349,6 @@ async fn main() {
             median_ms(all_steps.iter().map(|s| s.announced)),
             median_ms(all_steps.iter().map(|s| s.garp)),
             median_ms(all_steps.iter().map(|s| Some(s.answered))),
-        );
-    }
-    if let Some(count) = std::env::var("SPEAKER_RSS_SERVICES")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        println!("speaker RSS before: {:?} KiB", rss_kib(&env).await);
-        many_services(&env, count).await;
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        println!(
-            "speaker RSS with {count} Services (+EndpointSlices, node1 owns ~1/3): {:?} KiB",
-            rss_kib(&env).await
         );
     }
 }
