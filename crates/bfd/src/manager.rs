@@ -10,10 +10,12 @@
 //!              counters(): Arc<BfdCounters>      after telling the peer AdminDown)
 //! ```
 
-use crate::network::{self, CONTROL_PORT, Received};
+use crate::echo::Echo;
+use crate::network::{self, CONTROL_PORT, EchoPath, Received};
 use crate::packet::{ControlPacket, DecodeError, Diag, State};
 use crate::params::BfdParams;
 use crate::session::{Action, Event, Session};
+use ironlb_sys::packet::{AsyncPacketSocket, PacketType, Protocol};
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -74,6 +76,10 @@ pub struct BfdState {
     pub local_discriminator: u32,
     /// The peer's (0 while unknown).
     pub remote_discriminator: u32,
+    /// The Echo function runs (configured, Up, and the peer accepts echoes).
+    pub echo_active: bool,
+    /// The echo transmit interval while [`BfdState::echo_active`].
+    pub echo_interval: Option<Duration>,
 }
 
 impl BfdState {
@@ -90,9 +96,9 @@ pub struct BfdCounters {
     pub control_packet_input: AtomicU64,
     /// Control packets sent.
     pub control_packet_output: AtomicU64,
-    /// Echo packets received (always 0: no Echo function).
+    /// Our Echo packets that came back.
     pub echo_packet_input: AtomicU64,
-    /// Echo packets sent (always 0: no Echo function).
+    /// Echo packets sent.
     pub echo_packet_output: AtomicU64,
     /// Times the session went Up.
     pub session_up_events: AtomicU64,
@@ -207,7 +213,10 @@ impl BfdManager {
         let (commands, rx) = mpsc::unbounded_channel();
         let drops = Arc::new(DropCounters::default());
         let hasher = RandomState::new();
+        let (echo_back, echo_in) = mpsc::unbounded_channel();
         let task = Task {
+            echo_back,
+            echo_in,
             config,
             v4,
             v6,
@@ -329,6 +338,74 @@ struct Entry {
     state: watch::Sender<BfdState>,
     up: watch::Sender<bool>,
     counters: Arc<BfdCounters>,
+    /// Our address toward the peer, if configured.
+    local: Option<IpAddr>,
+    /// While the Echo function runs: the packet socket and where echoes go.
+    echo: Option<EchoIo>,
+}
+
+/// A session's echo socket, with the task reading it (aborted on drop).
+struct EchoIo {
+    socket: Arc<AsyncPacketSocket>,
+    path: EchoPath,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EchoIo {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl EchoIo {
+    /// Opens the packet socket toward the peer (in the calling thread's namespace) and starts
+    /// the task that reports this session's echoes coming back.
+    fn open(
+        d: u32,
+        peer: IpAddr,
+        local: Option<IpAddr>,
+        back: mpsc::UnboundedSender<(u32, u64)>,
+    ) -> io::Result<EchoIo> {
+        let IpAddr::V4(peer) = peer else {
+            return Err(io::Error::other("the Echo function is IPv4 only"));
+        };
+        let local = match local {
+            Some(IpAddr::V4(l)) => Some(l),
+            _ => None,
+        };
+        let path = network::echo_path(peer, local)?;
+        let socket = Arc::new(AsyncPacketSocket::open(path.ifindex, Protocol::BfdEcho)?);
+        let (rx, ip) = (socket.clone(), path.local);
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let (n, kind) = match rx.recv(&mut buf).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "BFD echo receive");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                if kind == PacketType::Outgoing {
+                    continue;
+                }
+                if let Some((echo, src, dst)) = Echo::parse_frame(&buf[..n])
+                    && echo.discriminator == d
+                    && src == ip
+                    && dst == ip
+                    && back.send((d, echo.seq)).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(EchoIo {
+            socket,
+            path,
+            reader,
+        })
+    }
 }
 
 impl Entry {
@@ -342,6 +419,8 @@ impl Entry {
             detection_time: self.fsm.detection_time(),
             local_discriminator: self.fsm.local_discriminator(),
             remote_discriminator: self.fsm.remote_discriminator(),
+            echo_active: self.fsm.echo_active(),
+            echo_interval: self.fsm.echo_interval(),
         }
     }
 }
@@ -354,6 +433,8 @@ struct Task {
     by_peer: HashMap<IpAddr, u32>,
     drops: Arc<DropCounters>,
     seed: u64,
+    echo_back: mpsc::UnboundedSender<(u32, u64)>,
+    echo_in: mpsc::UnboundedReceiver<(u32, u64)>,
 }
 
 impl Task {
@@ -364,7 +445,14 @@ impl Task {
             let deadline = self
                 .sessions
                 .values()
-                .flat_map(|e| [e.fsm.next_tx(), e.fsm.detect_deadline()])
+                .flat_map(|e| {
+                    [
+                        e.fsm.next_tx(),
+                        e.fsm.detect_deadline(),
+                        e.fsm.echo_tx_deadline(),
+                        e.fsm.echo_detect_deadline(),
+                    ]
+                })
                 .flatten()
                 .min();
             tokio::select! {
@@ -380,10 +468,14 @@ impl Task {
                 },
                 r = network::receive(&self.v4, &mut buf4) => self.datagram(r, &buf4).await,
                 r = receive_opt(&self.v6, &mut buf6) => self.datagram(r, &buf6).await,
+                Some((d, seq)) = self.echo_in.recv() => self.echo_received(d, seq).await,
                 _ = sleep_until(deadline) => {
                     // Packets that arrived while this task was not running (a busy machine)
                     // count before any detection time is judged expired.
                     self.drain(&mut buf4).await;
+                    while let Ok((d, seq)) = self.echo_in.try_recv() {
+                        self.echo_received(d, seq).await;
+                    }
                     self.timers().await;
                 }
             }
@@ -396,7 +488,12 @@ impl Task {
                 let _ = reply.send(self.add(peer).await);
             }
             Command::Remove(d) => self.remove(d).await,
-            Command::SetParams(d, p) => self.event(d, Event::SetParams(p)).await,
+            Command::SetParams(d, p) => {
+                let Some(peer) = self.sessions.get(&d).map(|e| e.peer.ip()) else {
+                    return;
+                };
+                self.event(d, Event::SetParams(effective(peer, p))).await
+            }
             Command::AdminDown(d, down) => {
                 let e = if down {
                     Event::AdminDown
@@ -424,8 +521,9 @@ impl Task {
                 up: e.up.subscribe(),
                 counters: e.counters.clone(),
             };
-            if *e.fsm.params() != peer.params {
-                self.event(d, Event::SetParams(peer.params)).await;
+            let params = effective(peer.peer, peer.params);
+            if *e.fsm.params() != params {
+                self.event(d, Event::SetParams(params)).await;
             }
             return Ok(added);
         }
@@ -438,7 +536,7 @@ impl Task {
         let first_port = self.next_random() as u16;
         let socket = network::transmit_socket(peer.peer, peer.local, first_port)?;
         let seed = self.next_random();
-        let fsm = Session::new(peer.params, discriminator, seed);
+        let fsm = Session::new(effective(peer.peer, peer.params), discriminator, seed);
         let counters = Arc::new(BfdCounters::default());
         let (state_tx, state) = watch::channel(BfdState {
             state: fsm.state(),
@@ -449,6 +547,8 @@ impl Task {
             detection_time: fsm.detection_time(),
             local_discriminator: discriminator,
             remote_discriminator: 0,
+            echo_active: false,
+            echo_interval: None,
         });
         let (up_tx, up) = watch::channel(false);
         tracing::info!(peer = %peer.peer, local = ?peer.local, discriminator, "BFD session added");
@@ -463,6 +563,8 @@ impl Task {
                 state: state_tx,
                 up: up_tx,
                 counters: counters.clone(),
+                local: peer.local,
+                echo: None,
             },
         );
         self.by_peer.insert(peer.peer, discriminator);
@@ -552,26 +654,45 @@ impl Task {
         self.drops.add(reason);
     }
 
+    async fn echo_received(&mut self, d: u32, seq: u64) {
+        let Some(e) = self.sessions.get(&d) else {
+            return;
+        };
+        bump(&e.counters.echo_packet_input);
+        self.event(d, Event::EchoReceived(seq)).await;
+    }
+
     async fn timers(&mut self) {
-        let now = Instant::now();
-        let due: Vec<(u32, bool, bool)> = self
+        let now = Instant::now().into_std();
+        let due = |t: Option<std::time::Instant>| t.is_some_and(|t| t <= now);
+        let due: Vec<(u32, [bool; 4])> = self
             .sessions
             .iter()
             .map(|(d, e)| {
                 (
                     *d,
-                    e.fsm.next_tx().is_some_and(|t| t <= now.into_std()),
-                    e.fsm.detect_deadline().is_some_and(|t| t <= now.into_std()),
+                    [
+                        due(e.fsm.detect_deadline()),
+                        due(e.fsm.echo_detect_deadline()),
+                        due(e.fsm.next_tx()),
+                        due(e.fsm.echo_tx_deadline()),
+                    ],
                 )
             })
-            .filter(|(_, tx, det)| *tx || *det)
+            .filter(|(_, flags)| flags.iter().any(|f| *f))
             .collect();
-        for (d, tx, det) in due {
+        for (d, [det, echo_det, tx, echo_tx]) in due {
             if det {
                 self.event(d, Event::DetectTimer).await;
             }
+            if echo_det {
+                self.event(d, Event::EchoDetectTimer).await;
+            }
             if tx {
                 self.event(d, Event::TxTimer).await;
+            }
+            if echo_tx {
+                self.event(d, Event::EchoTxTimer).await;
             }
         }
     }
@@ -602,6 +723,45 @@ impl Task {
                         changed
                     });
                 }
+                Action::EchoActive(true) => {
+                    match EchoIo::open(d, e.peer.ip(), e.local, self.echo_back.clone()) {
+                        Ok(io) => {
+                            tracing::info!(peer = %e.peer.ip(), interval = ?e.fsm.echo_interval(), "BFD echo started");
+                            e.echo = Some(io);
+                        }
+                        Err(err) => {
+                            // No echo goes out, so the echo detection time ends the session
+                            // (Echo Function Failed), as for echoes that do not come back.
+                            tracing::warn!(peer = %e.peer.ip(), error = %err, "BFD echo: cannot send echoes");
+                            e.echo = None;
+                        }
+                    }
+                }
+                Action::EchoActive(false) => {
+                    if e.echo.take().is_some() {
+                        tracing::info!(peer = %e.peer.ip(), "BFD echo stopped");
+                    }
+                }
+                Action::SendEcho(seq) => {
+                    if let Some(io) = &e.echo {
+                        let frame = Echo {
+                            discriminator: d,
+                            seq,
+                        }
+                        .frame(
+                            io.path.peer_mac,
+                            io.path.local_mac,
+                            io.path.local,
+                            seq as u16,
+                        );
+                        match io.socket.send(&frame).await {
+                            Ok(_) => bump(&e.counters.echo_packet_output),
+                            Err(err) => {
+                                tracing::debug!(peer = %e.peer, error = %err, "BFD echo send failed")
+                            }
+                        }
+                    }
+                }
                 Action::TxDeadline(_) | Action::DetectDeadline(_) => {}
             }
         }
@@ -612,6 +772,15 @@ impl Task {
             changed
         });
     }
+}
+
+/// The parameters a session to `peer` runs with: the Echo function is IPv4 only, so an IPv6
+/// session runs without it (rather than failing for want of echoes).
+fn effective(peer: IpAddr, mut params: BfdParams) -> BfdParams {
+    if peer.is_ipv6() && params.echo_interval.take().is_some() {
+        tracing::debug!(%peer, "BFD echo mode is IPv4 only; asynchronous mode alone");
+    }
+    params
 }
 
 async fn receive_opt(s: &Option<UdpSocket>, buf: &mut [u8]) -> io::Result<Received> {

@@ -154,3 +154,55 @@ fn recv_once(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
 
 /// `int`, the size of both control messages' payload.
 type CInt = i32;
+
+/// Where echoes of a session go out: the peer's MAC and our interface toward it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EchoPath {
+    /// The peer's MAC (from the neighbour table).
+    pub peer_mac: [u8; 6],
+    /// Our interface's MAC.
+    pub local_mac: [u8; 6],
+    /// Our interface's index.
+    pub ifindex: u32,
+    /// Our IPv4 address: source and destination of the echoes.
+    pub local: Ipv4Addr,
+}
+
+/// Finds the [`EchoPath`] to `peer` in the calling thread's network namespace: the peer's
+/// complete entry in `/proc/thread-self/net/arp`, its interface's index and MAC, and `local`
+/// or else the address the kernel would send from.
+pub fn echo_path(peer: Ipv4Addr, local: Option<Ipv4Addr>) -> io::Result<EchoPath> {
+    let table = std::fs::read_to_string("/proc/thread-self/net/arp")?;
+    let (peer_mac, dev) = crate::echo::arp_lookup(&table, peer).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no complete ARP entry for {peer}"),
+        )
+    })?;
+    let ifindex = nix::net::if_::if_nametoindex(dev.as_str()).map_err(io::Error::from)?;
+    let local_mac = nix::ifaddrs::getifaddrs()
+        .map_err(io::Error::from)?
+        .filter(|i| i.interface_name == dev)
+        .find_map(|i| {
+            i.address
+                .and_then(|a| a.as_link_addr().and_then(|l| l.addr()))
+        })
+        .ok_or_else(|| io::Error::other(format!("no MAC address on {dev}")))?;
+    let local = match local {
+        Some(l) => l,
+        None => {
+            let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            s.connect((peer, CONTROL_PORT))?;
+            match s.local_addr()?.ip() {
+                IpAddr::V4(v4) => v4,
+                IpAddr::V6(_) => return Err(io::Error::other("no IPv4 source address")),
+            }
+        }
+    };
+    Ok(EchoPath {
+        peer_mac,
+        local_mac,
+        ifindex,
+        local,
+    })
+}

@@ -17,6 +17,10 @@ pub struct BfdParams {
     pub passive: bool,
     /// `minimumTtl`: received packets with a lower TTL / hop limit are dropped.
     pub minimum_ttl: u8,
+    /// `echoMode` with its `echoInterval`: the fastest we want to send Echo packets (None:
+    /// the Echo function is off). Echoes run only while Up and while the peer advertises a
+    /// non-zero Required Min Echo RX Interval (RFC 5880 §6.8.9).
+    pub echo_interval: Option<Duration>,
 }
 
 /// MetalLB's defaults: 300 ms both ways, multiplier 3, active, minimum TTL 254.
@@ -28,6 +32,7 @@ impl Default for BfdParams {
             detect_mult: DEFAULT_DETECT_MULT,
             passive: false,
             minimum_ttl: DEFAULT_MINIMUM_TTL,
+            echo_interval: None,
         }
     }
 }
@@ -36,15 +41,14 @@ impl Default for BfdParams {
 pub const DEFAULT_INTERVAL_MS: u32 = 300;
 /// Default `detectMultiplier`.
 pub const DEFAULT_DETECT_MULT: u8 = 3;
+/// Default `echoInterval` (ms).
+pub const DEFAULT_ECHO_INTERVAL_MS: u32 = 50;
 /// Default `minimumTtl`.
 pub const DEFAULT_MINIMUM_TTL: u8 = 254;
 
 /// A profile this implementation cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
-    /// `echoMode: true`: the Echo function is not implemented.
-    #[error("echoMode is not supported by ironlb's BFD (asynchronous mode only)")]
-    EchoModeUnsupported,
     /// A field outside its range.
     #[error("{field} {value} out of range {min}-{max}")]
     OutOfRange {
@@ -82,11 +86,15 @@ fn ranged(
 #[cfg(feature = "profile")]
 impl BfdParams {
     /// The parameters of a `BFDProfile` (same ranges and defaults as MetalLB). `echoInterval`
-    /// only matters with `echoMode`, which is refused.
+    /// only matters with `echoMode`.
     pub fn from_profile(spec: &BfdProfileSpec) -> Result<BfdParams, ParamsError> {
-        if spec.echo_mode == Some(true) {
-            return Err(ParamsError::EchoModeUnsupported);
-        }
+        let echo = ranged(
+            "echoInterval",
+            spec.echo_interval,
+            DEFAULT_ECHO_INTERVAL_MS,
+            10,
+            60000,
+        )?;
         let rx = ranged(
             "receiveInterval",
             spec.receive_interval,
@@ -121,6 +129,8 @@ impl BfdParams {
             detect_mult: mult as u8,
             passive: spec.passive_mode.unwrap_or(false),
             minimum_ttl: ttl as u8,
+            echo_interval: (spec.echo_mode == Some(true))
+                .then(|| Duration::from_millis(echo as u64)),
         })
     }
 }

@@ -27,6 +27,15 @@
 //! do) so the handshake takes one round trip, not one transmit interval per step; the local
 //! diagnostic is cleared when the session comes Up. Demand mode is never asked for, but a peer
 //! that asks for it is honoured (periodic transmission stops while both sides are Up).
+//!
+//! The Echo function (§6.4, §6.8.9): with `echo_interval` set, while the session is Up and
+//! the peer advertises a non-zero Required Min Echo RX Interval, echoes go out every
+//! max(our echo interval, the peer's Required Min Echo RX) ([`Action::SendEcho`], no jitter)
+//! and the session goes Down with diagnostic 2 (Echo Function Failed) when none of them
+//! comes back for our Detect Mult × that interval. While echoes run, our Required Min RX
+//! Interval is raised to at least one second (§6.8.3), through a Poll Sequence, and lowered
+//! again when they stop. We never loop the peer's echoes, so we advertise a Required Min
+//! Echo RX Interval of 0.
 
 use crate::packet::{ControlPacket, Diag, State, from_micros, micros};
 use crate::params::BfdParams;
@@ -34,6 +43,8 @@ use std::time::{Duration, Instant};
 
 /// While the session is not Up, packets go out at most once a second (§6.8.3).
 pub const SLOW_TX: Duration = Duration::from_secs(1);
+/// While the Echo function is active our Required Min RX Interval is at least this (§6.8.3).
+pub const ECHO_SLOW_RX: Duration = Duration::from_secs(1);
 
 /// What happens to a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +63,12 @@ pub enum Event {
     AdminUp,
     /// New parameters; while Up a Poll Sequence makes the peer confirm them.
     SetParams(BfdParams),
+    /// [`Session::echo_tx_deadline`] was reached.
+    EchoTxTimer,
+    /// [`Session::echo_detect_deadline`] was reached.
+    EchoDetectTimer,
+    /// One of this session's echoes came back, with its sequence number.
+    EchoReceived(u64),
 }
 
 /// What the driver must do, in order.
@@ -72,6 +89,10 @@ pub enum Action {
     TxDeadline(Option<Instant>),
     /// The session goes down unless a packet arrives before then (None: not armed).
     DetectDeadline(Option<Instant>),
+    /// Send an Echo packet with this sequence number now.
+    SendEcho(u64),
+    /// The Echo function started (true) or stopped (false).
+    EchoActive(bool),
 }
 
 /// One BFD session (the state variables of §6.8.1 plus the two timers).
@@ -87,6 +108,13 @@ pub struct Session {
     remote_min_rx: Duration,
     remote_desired_min_tx: Duration,
     remote_detect_mult: u8,
+    remote_min_echo_rx: Duration,
+    echo_active: bool,
+    echo_tx_at: Option<Instant>,
+    echo_detect_at: Option<Instant>,
+    /// The next echo's sequence number, and the first of the current run.
+    echo_seq: u64,
+    echo_first_seq: u64,
     /// bfd.DesiredMinTxInterval / bfd.RequiredMinRxInterval: what our packets say.
     desired_min_tx: Duration,
     required_min_rx: Duration,
@@ -116,6 +144,12 @@ impl Session {
             remote_min_rx: Duration::from_micros(1),
             remote_desired_min_tx: Duration::ZERO,
             remote_detect_mult: 0,
+            remote_min_echo_rx: Duration::ZERO,
+            echo_active: false,
+            echo_tx_at: None,
+            echo_detect_at: None,
+            echo_seq: 1,
+            echo_first_seq: 1,
             desired_min_tx: desired,
             required_min_rx: params.required_min_rx,
             tx_in_force: desired,
@@ -192,6 +226,38 @@ impl Session {
         self.detect_at
     }
 
+    /// The Echo function is running.
+    pub fn echo_active(&self) -> bool {
+        self.echo_active
+    }
+
+    /// The echo transmit interval: max(our echo interval, the peer's Required Min Echo RX
+    /// Interval); None while the Echo function is not active.
+    pub fn echo_interval(&self) -> Option<Duration> {
+        if !self.echo_active {
+            return None;
+        }
+        self.params
+            .echo_interval
+            .map(|i| i.max(self.remote_min_echo_rx))
+    }
+
+    /// The echo detection time: our Detect Mult × [`Session::echo_interval`].
+    pub fn echo_detection_time(&self) -> Option<Duration> {
+        self.echo_interval()
+            .map(|i| i * self.params.detect_mult as u32)
+    }
+
+    /// When the next echo is due.
+    pub fn echo_tx_deadline(&self) -> Option<Instant> {
+        self.echo_tx_at
+    }
+
+    /// When the session goes down (Echo Function Failed) unless an echo comes back.
+    pub fn echo_detect_deadline(&self) -> Option<Instant> {
+        self.echo_detect_at
+    }
+
     /// The packet we would send now (P while polling).
     pub fn packet(&self) -> ControlPacket {
         ControlPacket {
@@ -253,13 +319,42 @@ impl Session {
                 }
             }
             Event::SetParams(p) => {
+                let echo_changed = p.echo_interval != self.params.echo_interval;
                 self.params = p;
+                if echo_changed && self.echo_active {
+                    // Restart with the new interval (or stop, below).
+                    self.stop_echo(&mut out);
+                }
                 self.update_timers(now);
                 if self.next_tx.is_none() && self.may_send_periodic() {
                     self.send_now(now, &mut out);
                 }
             }
+            Event::EchoTxTimer => {
+                if let (Some(at), Some(i)) = (self.echo_tx_at, self.echo_interval())
+                    && at <= now
+                {
+                    out.push(Action::SendEcho(self.echo_seq));
+                    self.echo_seq += 1;
+                    // From the deadline, not from a late wake-up, so delays do not add up.
+                    self.echo_tx_at = Some((at + i).max(now));
+                }
+            }
+            Event::EchoDetectTimer => {
+                if self.echo_active && self.echo_detect_at.is_some_and(|at| at <= now) {
+                    self.set_state(now, State::Down, Diag::EchoFunctionFailed);
+                }
+            }
+            Event::EchoReceived(seq) => {
+                if self.echo_active
+                    && (self.echo_first_seq..self.echo_seq).contains(&seq)
+                    && let Some(d) = self.echo_detection_time()
+                {
+                    self.echo_detect_at = Some(now + d);
+                }
+            }
         }
+        self.update_echo(now, &mut out);
         if self.state != before {
             out.push(Action::StateChanged {
                 from: before,
@@ -290,6 +385,7 @@ impl Session {
         self.remote_min_rx = from_micros(p.required_min_rx);
         self.remote_desired_min_tx = from_micros(p.desired_min_tx);
         self.remote_detect_mult = p.detect_mult;
+        self.remote_min_echo_rx = from_micros(p.required_min_echo_rx);
         if p.final_ && self.polling {
             self.polling = false;
             self.tx_in_force = self.desired_min_tx;
@@ -350,7 +446,11 @@ impl Session {
         } else {
             slow(self.params.desired_min_tx)
         };
-        let rx = self.params.required_min_rx;
+        let rx = if self.echo_active {
+            self.params.required_min_rx.max(ECHO_SLOW_RX)
+        } else {
+            self.params.required_min_rx
+        };
         if (tx, rx) == (self.desired_min_tx, self.required_min_rx) {
             return;
         }
@@ -371,6 +471,34 @@ impl Session {
         {
             self.next_tx = Some(now + self.jittered(self.tx_interval()));
         }
+    }
+
+    /// Starts or stops the Echo function as §6.8.9 allows: only while Up, configured, and
+    /// wanted by the peer (a non-zero Required Min Echo RX Interval).
+    fn update_echo(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let wanted = self.params.echo_interval.is_some()
+            && self.state == State::Up
+            && !self.remote_min_echo_rx.is_zero();
+        if wanted && !self.echo_active {
+            self.echo_active = true;
+            self.echo_first_seq = self.echo_seq;
+            out.push(Action::EchoActive(true));
+            out.push(Action::SendEcho(self.echo_seq));
+            self.echo_seq += 1;
+            self.echo_tx_at = self.echo_interval().map(|i| now + i);
+            self.echo_detect_at = self.echo_detection_time().map(|d| now + d);
+            self.update_timers(now);
+        } else if !wanted && self.echo_active {
+            self.stop_echo(out);
+            self.update_timers(now);
+        }
+    }
+
+    fn stop_echo(&mut self, out: &mut Vec<Action>) {
+        self.echo_active = false;
+        self.echo_tx_at = None;
+        self.echo_detect_at = None;
+        out.push(Action::EchoActive(false));
     }
 
     /// A passive session stays silent until it has heard the peer (§6.8.7).

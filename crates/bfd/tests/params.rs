@@ -1,4 +1,4 @@
-//! BFDProfile -> BfdParams: MetalLB's defaults and ranges; echo mode refused.
+//! BFDProfile -> BfdParams: MetalLB's defaults and ranges; echo mode with its interval.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use ironlb_api::v1beta1::BfdProfileSpec;
@@ -26,15 +26,38 @@ fn defaults_fields_ranges_and_echo() {
     assert_eq!(p.required_min_rx, Duration::from_millis(100));
     assert_eq!(p.desired_min_tx, Duration::from_millis(200));
     assert_eq!((p.detect_mult, p.passive, p.minimum_ttl), (5, true, 10));
+    assert_eq!(p.echo_interval, None, "echoInterval without echoMode");
 
     let echo = BfdProfileSpec {
         echo_mode: Some(true),
         ..BfdProfileSpec::default()
     };
     assert_eq!(
-        BfdParams::from_profile(&echo),
-        Err(ParamsError::EchoModeUnsupported)
+        BfdParams::from_profile(&echo).unwrap().echo_interval,
+        Some(Duration::from_millis(50)),
+        "MetalLB's default echoInterval"
     );
+    let echo = BfdProfileSpec {
+        echo_mode: Some(true),
+        echo_interval: Some(20),
+        ..BfdProfileSpec::default()
+    };
+    assert_eq!(
+        BfdParams::from_profile(&echo).unwrap().echo_interval,
+        Some(Duration::from_millis(20))
+    );
+    let bad = BfdProfileSpec {
+        echo_mode: Some(true),
+        echo_interval: Some(9),
+        ..BfdProfileSpec::default()
+    };
+    assert!(matches!(
+        BfdParams::from_profile(&bad),
+        Err(ParamsError::OutOfRange {
+            field: "echoInterval",
+            ..
+        })
+    ));
     let bad = BfdProfileSpec {
         detect_multiplier: Some(256),
         ..BfdProfileSpec::default()

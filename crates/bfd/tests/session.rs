@@ -283,6 +283,13 @@ struct Sim {
     cut: [bool; 2],
     log: Vec<(Duration, usize, Action)>,
     t0: Instant,
+    /// Required Min Echo RX Interval (µs) written into end i's packets: a peer that loops
+    /// echoes (our Session itself always advertises 0).
+    echo_rx: [u32; 2],
+    /// Echoes are lost (control packets still pass).
+    echo_cut: bool,
+    /// (back at, to end, sequence number)
+    echoes: Vec<(Instant, usize, u64)>,
 }
 
 impl Sim {
@@ -296,6 +303,9 @@ impl Sim {
             cut: [false; 2],
             log: Vec::new(),
             t0,
+            echo_rx: [0; 2],
+            echo_cut: false,
+            echoes: Vec::new(),
         };
         sim.event(0, Event::Start);
         sim.event(1, Event::Start);
@@ -308,7 +318,18 @@ impl Sim {
             if let Action::Send(p) = &a
                 && !self.cut[i]
             {
-                self.wire.push((self.now + self.latency, 1 - i, *p));
+                let mut p = *p;
+                if self.echo_rx[i] != 0 {
+                    p.required_min_echo_rx = self.echo_rx[i];
+                }
+                self.wire.push((self.now + self.latency, 1 - i, p));
+            }
+            if let Action::SendEcho(seq) = &a
+                && !self.cut[i]
+                && !self.echo_cut
+            {
+                // There and back through the peer's forwarding.
+                self.echoes.push((self.now + self.latency * 2, i, *seq));
             }
             self.log.push((self.now - self.t0, i, a));
         }
@@ -329,9 +350,14 @@ impl Sim {
             for (k, (at, _, _)) in self.wire.iter().enumerate() {
                 consider(Some(*at), 0, k);
             }
+            for (k, (at, _, _)) in self.echoes.iter().enumerate() {
+                consider(Some(*at), 3, k);
+            }
             for i in 0..2 {
                 consider(self.ends[i].detect_deadline(), 1, i);
                 consider(self.ends[i].next_tx(), 2, i);
+                consider(self.ends[i].echo_detect_deadline(), 4, i);
+                consider(self.ends[i].echo_tx_deadline(), 5, i);
             }
             let Some((at, kind, i)) = next else { break };
             self.now = self.now.max(at);
@@ -341,7 +367,13 @@ impl Sim {
                     self.event(to, Event::Received(p));
                 }
                 1 => self.event(i, Event::DetectTimer),
-                _ => self.event(i, Event::TxTimer),
+                2 => self.event(i, Event::TxTimer),
+                3 => {
+                    let (_, to, seq) = self.echoes.remove(i);
+                    self.event(to, Event::EchoReceived(seq));
+                }
+                4 => self.event(i, Event::EchoDetectTimer),
+                _ => self.event(i, Event::EchoTxTimer),
             }
         }
         self.now = until;
@@ -372,6 +404,226 @@ impl Sim {
             })
             .collect()
     }
+}
+
+impl Sim {
+    /// Times (since the start) end i sent echoes, from `from` on.
+    fn echoes_by(&self, i: usize, from: Duration) -> Vec<Duration> {
+        self.log
+            .iter()
+            .filter(|(t, e, a)| *e == i && *t >= from && matches!(a, Action::SendEcho(_)))
+            .map(|(t, _, _)| *t)
+            .collect()
+    }
+}
+
+fn with_echo(p: BfdParams, echo_ms: u64) -> BfdParams {
+    BfdParams {
+        echo_interval: Some(ms(echo_ms)),
+        ..p
+    }
+}
+
+#[test]
+fn replay_echo_runs_at_the_slower_of_both_intervals_and_control_slows_down() {
+    // End 0 wants echoes every 50 ms; end 1 accepts them no faster than every 70 ms.
+    let mut sim = Sim::new(with_echo(params(100, 100, 3), 50), params(100, 100, 3));
+    sim.echo_rx[1] = 70_000;
+    sim.run_for(ms(3000));
+    let us = &sim.ends[0];
+    assert_eq!(us.state(), State::Up);
+    assert!(us.echo_active());
+    assert!(!sim.ends[1].echo_active(), "end 1 has no echo interval");
+    assert_eq!(us.echo_interval(), Some(ms(70)));
+    assert_eq!(us.echo_detection_time(), Some(ms(210)));
+    // Every 70 ms exactly (no jitter on echoes), sequence numbers counting up.
+    let times = sim.echoes_by(0, ms(1000));
+    assert!(times.len() >= 25, "{times:?}");
+    for w in times.windows(2) {
+        assert_eq!(w[1] - w[0], ms(70));
+    }
+    let seqs: Vec<u64> = sim
+        .log
+        .iter()
+        .filter_map(|(_, _, a)| match a {
+            Action::SendEcho(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert_eq!(
+        sim.log
+            .iter()
+            .filter(|(_, e, a)| *e == 0 && *a == Action::EchoActive(true))
+            .count(),
+        1
+    );
+    // While echoes run, Required Min RX goes to 1 s (§6.8.3), confirmed by a Poll Sequence:
+    // the peer slows its control packets to 1 s, and our detection time follows.
+    assert_eq!(us.advertised(), (ms(100), ms(1000)));
+    assert!(!us.polling());
+    assert_eq!(sim.ends[1].tx_interval(), ms(1000));
+    assert_eq!(us.detection_time(), Some(ms(3000)));
+    assert_eq!(us.tx_interval(), ms(100), "our control packets stay fast");
+    assert!(
+        sim.sent_by(0, Duration::ZERO)
+            .iter()
+            .all(|(_, p)| p.required_min_echo_rx == 0)
+    );
+    for i in 0..2 {
+        assert!(
+            sim.changes_of(i)
+                .iter()
+                .all(|(_, to, _)| *to != State::Down),
+            "no flap: {:?}",
+            sim.changes_of(i)
+        );
+    }
+}
+
+#[test]
+fn replay_lost_echoes_take_the_session_down_with_echo_function_failed() {
+    let mut sim = Sim::new(with_echo(params(100, 100, 3), 50), params(100, 100, 3));
+    sim.echo_rx[1] = 50_000;
+    sim.run_for(ms(3000));
+    assert!(sim.ends[0].echo_active());
+    let cut_at = sim.now - sim.t0;
+    sim.echo_cut = true;
+    sim.run_for(ms(300));
+    let down: Vec<_> = sim
+        .log
+        .iter()
+        .filter(|(t, e, a)| {
+            *e == 0
+                && *t >= cut_at
+                && matches!(
+                    a,
+                    Action::StateChanged {
+                        to: State::Down,
+                        ..
+                    }
+                )
+        })
+        .collect();
+    let (t, _, a) = down
+        .first()
+        .unwrap_or_else(|| panic!("not down: {:?}", sim.log));
+    assert_eq!(
+        *a,
+        Action::StateChanged {
+            from: State::Up,
+            to: State::Down,
+            diag: Diag::EchoFunctionFailed
+        }
+    );
+    // 3 × 50 ms after the last echo that came back (sent at most 50 ms before the cut).
+    let after = *t - cut_at;
+    assert!(
+        after > ms(95) && after <= ms(152),
+        "down {after:?} after the cut"
+    );
+    // The peer is told at once (control packets still pass).
+    assert!(
+        sim.changes_of(1)
+            .contains(&(State::Up, State::Down, Diag::NeighborSignaledSessionDown)),
+        "{:?}",
+        sim.changes_of(1)
+    );
+    assert!(
+        sim.log
+            .iter()
+            .any(|(_, e, a)| *e == 0 && *a == Action::EchoActive(false))
+    );
+    // Echoes back: the session comes Up again (each time it came Up in between, echoes failed
+    // again, with the same diagnostic).
+    sim.echo_cut = false;
+    sim.run_for(ms(4000));
+    assert_eq!(sim.ends[0].state(), State::Up);
+    assert!(sim.ends[0].echo_active());
+    assert!(
+        sim.changes_of(0)
+            .iter()
+            .filter(|(_, to, _)| *to == State::Down)
+            .all(|(_, _, d)| *d == Diag::EchoFunctionFailed)
+    );
+    let settled = sim.now - sim.t0 - ms(1000);
+    assert!(sim.echoes_by(0, settled).len() >= 19);
+}
+
+#[test]
+fn replay_echo_waits_for_the_peer_and_stops_when_it_stops_accepting() {
+    let mut sim = Sim::new(with_echo(params(100, 100, 3), 50), params(100, 100, 3));
+    sim.run_for(ms(2000));
+    // The peer advertises a Required Min Echo RX of 0: no echoes (§6.8.9), fast control.
+    assert_eq!(sim.ends[0].state(), State::Up);
+    assert!(!sim.ends[0].echo_active());
+    assert!(sim.echoes_by(0, Duration::ZERO).is_empty());
+    assert_eq!(sim.ends[0].echo_interval(), None);
+    assert_eq!(sim.ends[0].advertised(), (ms(100), ms(100)));
+    // It starts accepting echoes: they start.
+    sim.echo_rx[1] = 50_000;
+    sim.run_for(ms(1500));
+    assert!(sim.ends[0].echo_active());
+    assert_eq!(sim.ends[0].advertised().1, ms(1000));
+    // It stops: echoes stop, Required Min RX back to 100 ms after a Poll Sequence.
+    sim.echo_rx[1] = 0;
+    sim.run_for(ms(2500));
+    assert!(!sim.ends[0].echo_active());
+    assert_eq!(sim.ends[0].echo_tx_deadline(), None);
+    assert_eq!(sim.ends[0].echo_detect_deadline(), None);
+    assert_eq!(sim.ends[0].advertised(), (ms(100), ms(100)));
+    assert!(!sim.ends[0].polling());
+    assert_eq!(sim.ends[1].tx_interval(), ms(100));
+    let last = sim.echoes_by(0, Duration::ZERO).last().copied().unwrap();
+    assert!(
+        last < sim.now - sim.t0 - ms(1000),
+        "no echo after it stopped"
+    );
+    assert!(
+        sim.changes_of(0)
+            .iter()
+            .all(|(_, to, _)| *to != State::Down)
+    );
+}
+
+#[test]
+fn stale_or_foreign_echo_sequence_numbers_do_not_count() {
+    let t = Instant::now();
+    let mut s = Session::new(with_echo(params(100, 100, 3), 50), 7, 1);
+    s.handle(t, Event::Start);
+    let mut p = from_peer(State::Init, 7);
+    p.required_min_echo_rx = 50_000;
+    let a = s.handle(t, Event::Received(p));
+    assert_eq!(s.state(), State::Up);
+    assert!(a.contains(&Action::EchoActive(true)));
+    assert!(a.contains(&Action::SendEcho(1)), "{a:?}");
+    assert_eq!(s.echo_detect_deadline(), Some(t + ms(150)));
+    // A number never sent does not re-arm the echo detection timer; the one sent does.
+    s.handle(t + ms(10), Event::EchoReceived(2));
+    assert_eq!(s.echo_detect_deadline(), Some(t + ms(150)));
+    s.handle(t + ms(10), Event::EchoReceived(1));
+    assert_eq!(s.echo_detect_deadline(), Some(t + ms(160)));
+    // Early timers do nothing.
+    assert!(s.handle(t + ms(20), Event::EchoTxTimer).is_empty());
+    assert!(s.handle(t + ms(20), Event::EchoDetectTimer).is_empty());
+    assert_eq!(s.state(), State::Up);
+    let a = s.handle(t + ms(50), Event::EchoTxTimer);
+    assert_eq!(a, vec![Action::SendEcho(2)]);
+    let a = s.handle(t + ms(160), Event::EchoDetectTimer);
+    assert_eq!(s.state(), State::Down);
+    assert_eq!(s.local_diag(), Diag::EchoFunctionFailed);
+    assert!(a.contains(&Action::EchoActive(false)));
+    // Echoes of the old run do not count in the next one.
+    let mut p = from_peer(State::Down, 7);
+    p.required_min_echo_rx = 50_000;
+    s.handle(t + ms(200), Event::Received(p));
+    let mut p = from_peer(State::Up, 7);
+    p.required_min_echo_rx = 50_000;
+    let a = s.handle(t + ms(210), Event::Received(p));
+    assert_eq!(s.state(), State::Up, "{a:?}");
+    assert!(a.contains(&Action::SendEcho(3)), "{a:?}");
+    s.handle(t + ms(220), Event::EchoReceived(2));
+    assert_eq!(s.echo_detect_deadline(), Some(t + ms(360)));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use tokio::io::unix::AsyncFd;
 
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_IP: u16 = 0x0800;
 
 /// What a packet socket receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,9 @@ pub enum Protocol {
     /// filter in the kernel drops the rest), plus IPv6 frames too short to tell (under 55
     /// bytes), so truncated solicitations can be counted.
     Ndp,
+    /// IPv4 frames carrying unfragmented UDP to port 3785, BFD Echo packets (RFC 5881 §4; a
+    /// classic BPF filter in the kernel drops the rest). Sent frames are IPv4.
+    BfdEcho,
 }
 
 impl Protocol {
@@ -25,6 +29,15 @@ impl Protocol {
         match self {
             Protocol::Arp => ETH_P_ARP,
             Protocol::Ndp => ETH_P_IPV6,
+            Protocol::BfdEcho => ETH_P_IP,
+        }
+    }
+
+    fn filter(self) -> Option<&'static [libc::sock_filter]> {
+        match self {
+            Protocol::Arp => None,
+            Protocol::Ndp => Some(&NDP_FILTER),
+            Protocol::BfdEcho => Some(&BFD_ECHO_FILTER),
         }
     }
 }
@@ -74,6 +87,22 @@ const NDP_FILTER: [libc::sock_filter; 9] = [
     bpf(0x06, 0, 0, 0),       // ret #0
 ];
 
+/// `ldb [23]; jeq 17 ? next : drop; ldh [20]; jset 0x1fff ? drop : next; ldxb 4*([14]&0xf);
+/// ldh [x+16]; jeq 3785 ? accept : drop; accept: ret 256K; drop: ret 0`.
+/// Offsets: Ethernet 14 + IPv4 protocol at 9 = 23, flags/fragment offset at 6 = 20; the UDP
+/// destination port 2 bytes into the UDP header, after the IPv4 header of IHL × 4 bytes.
+const BFD_ECHO_FILTER: [libc::sock_filter; 9] = [
+    bpf(0x30, 0, 0, 23),      // ldb [23]
+    bpf(0x15, 0, 6, 17),      // jeq #17 (UDP)
+    bpf(0x28, 0, 0, 20),      // ldh [20] (BPF_LD|BPF_H|BPF_ABS)
+    bpf(0x45, 4, 0, 0x1fff),  // jset #0x1fff: a fragment (BPF_JMP|BPF_JSET|BPF_K)
+    bpf(0xb1, 0, 0, 14),      // ldxb 4*([14]&0xf) (BPF_LDX|BPF_B|BPF_MSH)
+    bpf(0x48, 0, 0, 16),      // ldh [x+16] (BPF_LD|BPF_H|BPF_IND)
+    bpf(0x15, 0, 1, 3785),    // jeq #3785
+    bpf(0x06, 0, 0, 0x40000), // ret #262144
+    bpf(0x06, 0, 0, 0),       // ret #0
+];
+
 const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
@@ -100,10 +129,10 @@ impl PacketSocket {
         })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        if protocol == Protocol::Ndp {
+        if let Some(filter) = protocol.filter() {
             let prog = libc::sock_fprog {
-                len: NDP_FILTER.len() as u16,
-                filter: NDP_FILTER.as_ptr().cast_mut(),
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
             };
             // SAFETY: `prog` points at a static filter program; the kernel copies it during
             // the call and never writes through the pointer.
