@@ -16,12 +16,16 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// LOCAL_PREF sent on iBGP sessions for a prefix without its own (`localPref` unset); the
+/// usual routers' default.
+pub const DEFAULT_LOCAL_PREF: u32 = 100;
+
 /// The attributes the speaker gives one announced prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RouteAttributes {
     /// Next hop; `None` means the session's own address of the prefix's family.
     pub next_hop: Option<IpAddr>,
-    /// LOCAL_PREF, sent on iBGP sessions only.
+    /// LOCAL_PREF, sent on iBGP sessions only ([`DEFAULT_LOCAL_PREF`] when `None`).
     pub local_pref: Option<u32>,
     /// MULTI_EXIT_DISC.
     pub med: Option<u32>,
@@ -94,7 +98,13 @@ impl SessionParams {
                 AsPath::default()
             }),
             med: attrs.med,
-            local_pref: if self.ebgp { None } else { attrs.local_pref },
+            // RFC 4271 §5.1.5: LOCAL_PREF is mandatory towards internal peers (FRR treats an
+            // iBGP UPDATE without it as a withdrawal).
+            local_pref: if self.ebgp {
+                None
+            } else {
+                Some(attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF))
+            },
             communities,
             large_communities: large,
             ..PathAttributes::default()

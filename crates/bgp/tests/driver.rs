@@ -180,3 +180,24 @@ async fn full_table_then_end_of_rib_deltas_refresh_and_reconnect() {
     }
     stop.await.unwrap();
 }
+
+/// Multi-hop eBGP sends with TTL 255, single-hop eBGP (fixed or `dynamicASN: external`) with
+/// TTL 1, iBGP with the system default.
+#[test]
+fn session_ttl_follows_ebgp_multihop_and_the_peer_as() {
+    use ironlb_bgp::session::driver::session_ttl;
+    let peer = |peer_as: PeerAs, multihop: bool| {
+        let mut c = PeerConfig::new(
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            FsmConfig::new(64513, peer_as, Ipv4Addr::new(10, 0, 0, 2)),
+        );
+        c.ebgp_multihop = multihop;
+        c
+    };
+    assert_eq!(session_ttl(&peer(PeerAs::Fixed(64512), false)), Some(1));
+    assert_eq!(session_ttl(&peer(PeerAs::External, false)), Some(1));
+    assert_eq!(session_ttl(&peer(PeerAs::Fixed(64512), true)), Some(255));
+    assert_eq!(session_ttl(&peer(PeerAs::External, true)), Some(255));
+    assert_eq!(session_ttl(&peer(PeerAs::Fixed(64513), false)), None);
+    assert_eq!(session_ttl(&peer(PeerAs::Internal, false)), None);
+}

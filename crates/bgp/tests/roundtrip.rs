@@ -337,4 +337,21 @@ fn adj_rib_out_sends_minimal_deltas() {
     assert_eq!(a.next_hop, Some(Ipv4Addr::new(10, 0, 0, 9)));
     assert_eq!(a.local_pref, Some(150));
     assert_eq!(a.as_path, Some(AsPath::default()));
+    // Without a localPref, iBGP still carries LOCAL_PREF (mandatory towards internal peers);
+    // eBGP never does.
+    let mut rib = AdjRibOut::new();
+    let mut w = Announcements::new();
+    w.insert("10.0.0.151/32".parse().unwrap(), RouteAttributes::default());
+    let d = rib.update_to(&w, &ibgp);
+    assert_eq!(
+        d.updates[0].attributes.local_pref,
+        Some(ironlb_bgp::rib::DEFAULT_LOCAL_PREF)
+    );
+    let ebgp = SessionParams {
+        ebgp: true,
+        ..ibgp.clone()
+    };
+    let mut rib = AdjRibOut::new();
+    let d = rib.update_to(&w, &ebgp);
+    assert_eq!(d.updates[0].attributes.local_pref, None);
 }

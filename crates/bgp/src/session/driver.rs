@@ -20,7 +20,9 @@ use crate::packet::DecodeContext;
 use crate::packet::error::DecodeError;
 use crate::packet::message::Message;
 use crate::rib::{AdjRibOut, Announcements, SessionParams};
-use crate::session::fsm::{Action, DownReason, Event, Fsm, FsmConfig, Negotiated, State, Timer};
+use crate::session::fsm::{
+    Action, DownReason, Event, Fsm, FsmConfig, Negotiated, PeerAs, State, Timer,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::io;
@@ -43,7 +45,9 @@ pub struct PeerConfig {
     pub peer_port: u16,
     /// Local address to connect from (`sourceAddress`).
     pub source_address: Option<IpAddr>,
-    /// `ebgpMultiHop`: send with TTL 255 instead of the system default.
+    /// `ebgpMultiHop`: send with TTL 255. Without it an eBGP session is single-hop and sends
+    /// with TTL 1 (as routers do), so it cannot reach a peer behind a router; iBGP keeps the
+    /// system default.
     pub ebgp_multihop: bool,
     /// TCP MD5 password (`password` / `passwordSecret`, RFC 2385): every segment of the
     /// session is signed with it, and segments without the right signature are dropped.
@@ -249,18 +253,35 @@ struct Driver {
     stats: Arc<SessionStats>,
 }
 
-/// Opens the TCP connection: source address, TTL for multi-hop eBGP.
+/// The TTL (hop limit) a session sends with: 255 for multi-hop eBGP, 1 for single-hop eBGP,
+/// `None` (the system default) for iBGP.
+pub fn session_ttl(config: &PeerConfig) -> Option<u32> {
+    let ebgp = match config.fsm.peer_as {
+        PeerAs::Fixed(asn) => asn != config.fsm.local_as,
+        PeerAs::External => true,
+        PeerAs::Internal => false,
+    };
+    if config.ebgp_multihop {
+        Some(255)
+    } else if ebgp {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// Opens the TCP connection: source address, TTL ([`session_ttl`]).
 async fn connect(config: PeerConfig) -> io::Result<TcpStream> {
     let peer = SocketAddr::new(config.peer_address, config.peer_port);
     let socket = match peer {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    if config.ebgp_multihop {
+    if let Some(ttl) = session_ttl(&config) {
         let s = socket2::SockRef::from(&socket);
         match peer {
-            SocketAddr::V4(_) => s.set_ttl_v4(255)?,
-            SocketAddr::V6(_) => s.set_unicast_hops_v6(255)?,
+            SocketAddr::V4(_) => s.set_ttl_v4(ttl)?,
+            SocketAddr::V6(_) => s.set_unicast_hops_v6(ttl)?,
         }
     }
     socket.set_nodelay(true)?;
