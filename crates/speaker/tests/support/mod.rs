@@ -2,6 +2,8 @@
 //! optionally the controller, speakers in every node namespace; probes from the client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bgp;
+
 use ironlb_config::L2Advertisement;
 use ironlb_l2::{NodeInfo, ServiceInfo, Settings, select_owner};
 use ironlb_lab::components::{self, Controller, ControllerOptions};
