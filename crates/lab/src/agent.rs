@@ -280,6 +280,8 @@ async fn service_addresses(client: Client, topo: Topology) -> Result<()> {
         .boxed();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut synced = false;
+    // Per node namespace: the addresses this agent put on kube-ipvs0.
+    let mut added: std::collections::HashMap<String, BTreeSet<IpAddr>> = Default::default();
     loop {
         tokio::select! {
             item = stream.next() => match item {
@@ -297,15 +299,23 @@ async fn service_addresses(client: Client, topo: Topology) -> Result<()> {
         let services = store.state();
         let wanted = load_balancer_ips(services.iter().map(|s| s.as_ref()));
         for node in topo.node_hosts() {
-            if let Err(e) = sync_dummy(&node.netns, &wanted).await {
+            let added = added.entry(node.netns.clone()).or_default();
+            if let Err(e) = sync_dummy(&node.netns, &wanted, added).await {
                 tracing::warn!(node = %node.name, error = %e, "syncing Service addresses");
             }
         }
     }
 }
 
-/// Makes kube-ipvs0 in `netns` hold exactly `wanted`.
-async fn sync_dummy(netns: &str, wanted: &BTreeSet<IpAddr>) -> Result<()> {
+/// Makes kube-ipvs0 in `netns` hold every address in `wanted`, and removes the ones this agent
+/// put there (`added`) that are no longer wanted. Addresses someone else added (a test setting
+/// up a route target by hand) are left alone: removing them every 5 s made such tests race
+/// the agent.
+async fn sync_dummy(
+    netns: &str,
+    wanted: &BTreeSet<IpAddr>,
+    added: &mut BTreeSet<IpAddr>,
+) -> Result<()> {
     let out = tokio::process::Command::new("ip")
         .args(["-n", netns, "-j", "addr", "show", "dev", IPVS_DUMMY])
         .output()
@@ -330,9 +340,19 @@ async fn sync_dummy(netns: &str, wanted: &BTreeSet<IpAddr>) -> Result<()> {
         if ip.is_ipv6() {
             cmd.arg("nodad");
         }
-        cmd.status().await?;
+        if cmd.status().await?.success() {
+            added.insert(*ip);
+        }
     }
-    for ip in present.difference(wanted) {
+    // A wanted address already there is the agent's to remove later too.
+    added.extend(wanted.intersection(&present).copied());
+    let stale: Vec<IpAddr> = present
+        .difference(wanted)
+        .filter(|ip| added.contains(ip))
+        .copied()
+        .collect();
+    for ip in &stale {
+        added.remove(ip);
         let cidr = match ip {
             IpAddr::V4(_) => format!("{ip}/32"),
             IpAddr::V6(_) => format!("{ip}/128"),

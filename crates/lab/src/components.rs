@@ -27,7 +27,28 @@ pub const CONTROLLER_DAEMON: &str = "ironlb-controller";
 
 /// The checkout's `deploy/` directory.
 pub fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+    checkout_path("deploy")
+}
+
+/// `rel` inside the ironlb checkout being worked in: the first directory, from the current one
+/// upwards, that is an ironlb checkout (tests run in their crate's directory, the CLI from the
+/// root); else the checkout this crate was compiled from. Not simply the latter: Cargo reuses a
+/// build of the same sources from another clone that shares the target directory, and that
+/// clone may be gone (or hold other files) by the time the artefact runs.
+pub fn checkout_path(rel: &str) -> PathBuf {
+    if let Ok(mut dir) = std::env::current_dir() {
+        loop {
+            if dir.join("crates/lab/Cargo.toml").is_file() && dir.join(rel).exists() {
+                return dir.join(rel);
+            }
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// The `ironlb` binary next to the running executable (same target directory), if built.

@@ -11,7 +11,7 @@ use crate::pki::{CLIENTS, Pki};
 use crate::proc::Daemon;
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ fn build_kube_bins() -> Result<PathBuf> {
     if let Ok(dir) = std::env::var("IRONLB_KUBE_BIN") {
         return Ok(PathBuf::from(dir));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/kube/build.sh");
+    let script = crate::components::checkout_path("tools/kube/build.sh");
     let out = Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())

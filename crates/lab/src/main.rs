@@ -3,7 +3,6 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ironlb_lab::{Lab, LabOptions, Progress, RouterKind};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -253,8 +252,8 @@ fn demo(name: &str) -> Result<()> {
     ironlb_lab::components::ironlb_next_to_current_exe()?;
     let lab = up(name, 3, RouterKind::Frr)?;
     progress.step("lab up");
-    let manifests = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let crds = manifests.join("../../deploy/crds");
+    let manifests = ironlb_lab::components::checkout_path("crates/lab");
+    let crds = ironlb_lab::components::deploy_dir().join("crds");
     kubectl_show(
         &lab,
         &["apply", "--server-side", "-f", &crds.display().to_string()],
