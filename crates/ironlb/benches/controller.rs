@@ -111,21 +111,7 @@ async fn main() {
         .await
         .unwrap()
         .expect("lab up (needs root)");
-    let crds = components::deploy_dir().join("crds");
-    kubectl(
-        &lab,
-        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-    );
-    kubectl(
-        &lab,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-    );
+    components::install_crds(&lab).expect("CRDs installed");
     components::apply_controller_rbac(&lab).unwrap();
     let admin = lab.client().await.unwrap();
     for ns in ["bench", "baseline"] {

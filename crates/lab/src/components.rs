@@ -30,6 +30,28 @@ pub fn deploy_dir() -> PathBuf {
     checkout_path("deploy")
 }
 
+/// Installs ironlb's CRDs (server-side apply of `deploy/crds`) and waits until the API server
+/// serves them all.
+pub fn install_crds(lab: &Lab) -> Result<()> {
+    let crds = deploy_dir().join("crds");
+    for args in [
+        vec!["apply", "--server-side", "-f", &*crds.to_string_lossy()],
+        vec![
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    ] {
+        let out = lab.kubectl().args(&args).output()?;
+        if !out.status.success() {
+            bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
+}
+
 /// `rel` inside the ironlb checkout being worked in: the first directory, from the current one
 /// upwards, that is an ironlb checkout (tests run in their crate's directory, the CLI from the
 /// root); else the checkout this crate was compiled from. Not simply the latter: Cargo reuses a

@@ -134,21 +134,7 @@ async fn main() {
     })
     .await
     .expect("lab (needs root)");
-    let crds = components::deploy_dir().join("crds");
-    kubectl(
-        &lab,
-        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-    );
-    kubectl(
-        &lab,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-    );
+    components::install_crds(&lab).expect("CRDs installed");
     let node = lab.topo.node(1);
     let node_addr = node.ipv4.to_string();
     let node_name = node.name.clone();

@@ -390,21 +390,7 @@ async fn setup_with_router(router: RouterKind) -> RouterEnv {
     })
     .await
     .expect("lab (needs root)");
-    let crds = components::deploy_dir().join("crds");
-    kubectl(
-        &lab,
-        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-    );
-    kubectl(
-        &lab,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-    );
+    components::install_crds(&lab).expect("CRDs installed");
     let mut opts = ControllerOptions::new(binary());
     opts.webhook = false;
     let ctl = components::start_controller(&lab, opts).await.unwrap();

@@ -28,21 +28,7 @@ pub async fn setup(webhook: bool, extra: &[&str]) -> Env {
     let lab = Lab::start(LabOptions::for_test())
         .await
         .expect("lab starts (needs root)");
-    let crds = components::deploy_dir().join("crds");
-    kubectl(
-        &lab,
-        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-    );
-    kubectl(
-        &lab,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-    );
+    components::install_crds(&lab).expect("CRDs installed");
     let mut opts = ControllerOptions::new(binary());
     opts.webhook = webhook;
     opts.extra_args = extra.iter().map(|s| s.to_string()).collect();

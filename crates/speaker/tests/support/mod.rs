@@ -87,21 +87,7 @@ pub async fn start_lab() -> Lab {
 pub async fn setup(controller: bool, speaker_args: &[&str]) -> Env {
     let permit = LABS.acquire().await.unwrap();
     let lab = start_lab().await;
-    let crds = components::deploy_dir().join("crds");
-    kubectl(
-        &lab,
-        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-    );
-    kubectl(
-        &lab,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-    );
+    components::install_crds(&lab).expect("CRDs installed");
     let ctl = if controller {
         let mut opts = ControllerOptions::new(binary());
         opts.webhook = false;
