@@ -89,6 +89,63 @@ pub fn ironlb_next_to_current_exe() -> Result<PathBuf> {
     )
 }
 
+/// Builds the `ironlb` binary of the running executable's profile and target directory, then
+/// returns its path. For benches of other packages: `cargo bench` builds only the bench's own
+/// package, so a bench that runs `ironlb` from `target/release` would otherwise run whatever
+/// build happened to be there last (a stale one once gave figures of an older speaker).
+/// `IRONLB_BENCH_NO_BUILD=1` skips the build (e.g. a binary put there by hand).
+pub fn build_ironlb_for_current_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<bench> -> target/<profile> -> target
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the executable is not in target/<profile>/deps")?;
+    let target_dir = profile_dir
+        .parent()
+        .context("the profile directory has no parent")?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the profile directory has no name")?;
+    if std::env::var("IRONLB_BENCH_NO_BUILD").is_ok_and(|v| v == "1") {
+        return ironlb_next_to_current_exe();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // `debug` is the dev profile's directory; `release` serves both release and bench.
+    let profile_arg = if profile == "debug" { "dev" } else { profile };
+    let started = Instant::now();
+    eprintln!("[build] cargo build --profile {profile_arg} -p ironlb --bin ironlb ...");
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--profile",
+            profile_arg,
+            "-p",
+            "ironlb",
+            "--bin",
+            "ironlb",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(
+            checkout_path("Cargo.toml")
+                .parent()
+                .unwrap_or(Path::new(".")),
+        )
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build of ironlb failed: {status}");
+    }
+    eprintln!(
+        "[build] ironlb ({profile}) up to date after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let bin = profile_dir.join("ironlb");
+    anyhow::ensure!(bin.is_file(), "{} was not built", bin.display());
+    Ok(bin)
+}
+
 /// How to run the controller.
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {

@@ -4,8 +4,8 @@
 //! speaker has the Services, a BGPAdvertisement is applied: the time until FRR's table holds
 //! all 10,000 prefixes (goal <= 1 s, ratio printed), then the advertisement is deleted: the
 //! time until none is left. Three rounds, medians. The speaker's RSS (current and peak).
-//! Needs root and `cargo build --release -p ironlb` first (the bench runs the `ironlb` binary
-//! of its own profile). `IRONLB_BENCH_SERVICES` changes the count.
+//! Needs root; builds the `ironlb` binary of its own profile first (the bench runs it).
+//! `IRONLB_BENCH_SERVICES` changes the count.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -138,8 +138,7 @@ async fn main() {
     let node = lab.topo.node(1);
     let node_addr = node.ipv4.to_string();
     let node_name = node.name.clone();
-    let binary = components::ironlb_next_to_current_exe()
-        .expect("run `cargo build --release -p ironlb` first");
+    let binary = components::build_ironlb_for_current_exe().expect("ironlb builds");
     eprintln!("[bench] starting the speaker ({})", binary.display());
     let mut opts = SpeakerOptions::new(binary);
     opts.membership = false;

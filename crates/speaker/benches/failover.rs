@@ -7,8 +7,10 @@
 //! log), its gratuitous ARP reaching the client (tcpdump), the client's first answer.
 //! `FAILOVER_SPEAKER_ARGS` passes more speaker flags (e.g. other membership timings).
 //! `SPEAKER_RSS_SERVICES=10000` instead measures the speakers' memory (peak `VmHWM` and steady
-//! `VmRSS`) with that many LoadBalancer Services, addresses allocated by the controller. Needs root and `cargo build --release -p ironlb` first (the bench runs the
-//! `ironlb` binary of its own profile).
+//! `VmRSS`) with that many LoadBalancer Services, addresses allocated by the controller, and
+//! how many addresses each speaker announces. Needs root; it builds the `ironlb` binary of its
+//! own profile first (`IRONLB_BENCH_NO_BUILD=1` skips that), and `IRONLB_BENCH_BINARY` runs
+//! another binary or a wrapper (e.g. a script running `heaptrack ironlb "$@"`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -193,40 +195,95 @@ async fn rss_bench(count: usize) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     print_rss("idle (config, no Services)", &env);
     many_services(&env, count).await;
+    let took = wait_for_count("Services have their address", count, || {
+        services_with_address(&env)
+    })
+    .await;
+    eprintln!("every Service has its address {took:.0} s after the last create");
+    // The speakers are done when every address has its ServiceL2Status (one per Service).
+    let took = wait_for_count("ServiceL2Status objects written", count, || async {
+        l2_statuses_per_node(&env).await.values().sum()
+    })
+    .await;
+    eprintln!("every ServiceL2Status written {took:.0} s later; 30 s to settle");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    print_rss(&format!("with {count} Services"), &env);
+    // Who announces what, from each speaker's metrics and from the ServiceL2Status objects
+    // it wrote; a failed scrape is an error, never a zero.
+    let statuses = l2_statuses_per_node(&env).await;
+    let mut total = 0;
+    for (i, n) in env.speakers.nodes.iter().enumerate() {
+        // A few tries: the scrape has a 2 s limit, and a busy machine can miss it once.
+        let m = (0..5)
+            .find_map(|_| env.speakers.metrics(i + 1).ok())
+            .unwrap_or_else(|| panic!("scraping {}'s metrics failed 5 times", n.node));
+        let owned = m
+            .lines()
+            .filter(|l| l.starts_with("metallb_speaker_announced{") && l.ends_with(" 1"))
+            .count();
+        total += owned;
+        println!(
+            "{} announces {owned} addresses ({} ServiceL2Status objects)",
+            n.node,
+            statuses.get(&n.node).copied().unwrap_or(0)
+        );
+    }
+    println!("announced in all: {total} of {count} (each address by exactly one node: {count})");
+}
+
+/// Polls `done()` every 2 s until it reaches `count` (a line of progress every 10 s, at most
+/// 15 min); returns the seconds it took.
+async fn wait_for_count<F, Fut>(what: &str, count: usize, done: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
     let started = Instant::now();
     let mut last = Instant::now();
     loop {
-        let done = services_with_address(&env).await;
+        let done = done().await;
         if done >= count {
-            break;
+            return started.elapsed().as_secs_f64();
         }
         if last.elapsed() > Duration::from_secs(10) {
             eprintln!(
-                "  {done} of {count} Services have their address ({:.0} s)",
+                "  {done} of {count} {what} ({:.0} s)",
                 started.elapsed().as_secs_f64()
             );
             last = Instant::now();
         }
         assert!(
             started.elapsed() < Duration::from_secs(900),
-            "only {done} of {count} Services got an address"
+            "only {done} of {count} {what} after 15 min"
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    eprintln!(
-        "every Service has its address {:.0} s after the last create; 30 s to settle",
-        started.elapsed().as_secs_f64()
-    );
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    for (i, n) in env.speakers.nodes.iter().enumerate() {
-        let m = env.speakers.metrics(i + 1).unwrap_or_default();
-        let owned = m
-            .lines()
-            .filter(|l| l.starts_with("metallb_speaker_announced{") && l.ends_with(" 1"))
-            .count();
-        println!("{} announces {owned} addresses", n.node);
+}
+
+/// ServiceL2Status objects per node (label `metallb.io/node`), counted by listing (paged).
+async fn l2_statuses_per_node(env: &Env) -> BTreeMap<String, usize> {
+    use ironlb_api::v1beta1::ServiceL2Status;
+    use kube::api::{Api, ListParams};
+    let api: Api<ServiceL2Status> = Api::namespaced(env.client.clone(), "metallb-system");
+    let mut per_node = BTreeMap::new();
+    let mut params = ListParams::default().limit(2000);
+    loop {
+        let page = api.list(&params).await.unwrap();
+        for o in &page.items {
+            if let Some(node) = o
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("metallb.io/node"))
+            {
+                *per_node.entry(node.clone()).or_insert(0) += 1;
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => params = params.continue_token(&c),
+            None => return per_node,
+        }
     }
-    print_rss(&format!("with {count} Services"), &env);
 }
 
 async fn many_services(env: &Env, count: usize) {
@@ -279,6 +336,7 @@ async fn main() {
         eprintln!("failover bench: run with `cargo bench -p ironlb-speaker --bench failover`");
         return;
     }
+    ironlb_lab::components::build_ironlb_for_current_exe().expect("ironlb builds");
     if let Some(count) = std::env::var("SPEAKER_RSS_SERVICES")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())

@@ -27,8 +27,12 @@ pub struct Env {
     _permit: SemaphorePermit<'static>,
 }
 
-/// The `ironlb` binary (built by `cargo build -p ironlb` into the same target directory).
+/// The `ironlb` binary (built by `cargo build -p ironlb` into the same target directory), or
+/// what `IRONLB_BENCH_BINARY` names (another build, or a wrapper such as heaptrack's).
 pub fn binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("IRONLB_BENCH_BINARY") {
+        return path.into();
+    }
     components::ironlb_next_to_current_exe().expect("run `cargo build -p ironlb` first")
 }
 
