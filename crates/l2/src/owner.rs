@@ -57,7 +57,8 @@ pub struct ServiceInfo {
     pub local_traffic_policy: bool,
     /// Some endpoint of the Service is serving (anywhere).
     pub has_serving_endpoint: bool,
-    /// Nodes hosting a serving endpoint (used with `local_traffic_policy`).
+    /// Nodes hosting a serving endpoint. Read only with `local_traffic_policy`, so callers may
+    /// leave it empty otherwise (the speaker does: it saves a set per Service).
     pub serving_nodes: BTreeSet<String>,
     /// The Service asks to share its address (a non-empty `metallb.io/allow-shared-ip`).
     pub shares_address: bool,

@@ -27,7 +27,7 @@
 use crate::args::Args;
 use crate::bgp_plan::{self, AnnouncedService, BgpService, NodeView};
 use crate::metrics::{AnnouncedLabels, BfdPeerFigures, BgpPeerFigures, SpeakerMetrics};
-use crate::state::SpeakerState;
+use crate::state::{SpeakerState, pool_of};
 use crate::status::{DesiredStatuses, StatusWriter};
 use ironlb_api::v1beta1::ServiceBgpStatus;
 use ironlb_bfd::{BfdCounters, BfdManager, BfdParams, BfdPeer, ManagerConfig};
@@ -182,19 +182,28 @@ pub fn peer_label(config: &PeerConfig) -> String {
 /// The Services of `state` as planning sees them.
 pub fn bgp_services(state: &SpeakerState) -> Vec<BgpService> {
     let node = state.node();
+    let Some(config) = state.config() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    for key in state.service_keys() {
-        let (Some(info), Some(l2)) = (state.service(&key), state.l2_service(&key)) else {
+    for (key, info) in state.services() {
+        // As in Layer 2: a Service whose first address lies in no pool is not announced.
+        if info
+            .ips
+            .first()
+            .and_then(|ip| pool_of(&config.pools, *ip))
+            .is_none()
+        {
             continue;
-        };
+        }
         out.push(BgpService {
-            key: key.clone(),
-            uid: info.uid.clone(),
-            ips: info.status_ips.clone(),
+            key: key.to_string(),
+            uid: info.uid.to_string(),
+            ips: info.ips.to_vec(),
             labels: info.labels.clone(),
             local_traffic_policy: info.traffic_policy_local,
-            any_serving: l2.has_serving_endpoint,
-            serving_here: l2.serving_nodes.contains(node),
+            any_serving: state.any_serving(key),
+            serving_here: state.serving_on(key, node),
         });
     }
     out
@@ -301,6 +310,10 @@ impl BgpSpeaker {
         let (Some(config), Some(node)) = (state.config(), node_view(state)) else {
             return;
         };
+        // Layer 2 only: nothing to plan, and no copy of every Service to make on each change.
+        if config.peers.is_empty() && self.sessions.is_empty() && self.announced.is_empty() {
+            return;
+        }
         let services = bgp_services(state);
         let plan = bgp_plan::plan(config, &node, &services);
         let peers: BTreeMap<&str, &Peer> =

@@ -491,6 +491,10 @@ impl Speaker {
             self.state.set_live(Some(self.last_live.clone()));
         }
         let mut isolation_checked = Instant::now();
+        // Changes from the watches are published at most this often: a publish is O(Services
+        // this node owns), so under a stream of events (thousands of Services being created)
+        // it may take at most a quarter of the time. Membership changes never wait.
+        let mut calm_until = Instant::now();
 
         loop {
             // Membership changes are applied at once: they are what failover waits for.
@@ -658,15 +662,17 @@ impl Speaker {
                         dirty = true;
                         tracing::info!("synced: announcing");
                     }
-                    urgent = dirty;
+                    urgent = dirty && Instant::now() >= calm_until;
                 }
             }
             if ready && urgent && dirty {
                 dirty = false;
+                let started = Instant::now();
                 let (peers, live_peers) =
                     peer_counts(&self.args.node_name, live.as_ref(), desired.as_ref());
                 self.publish(peers, live_peers);
                 self.clean_up_after_departures();
+                calm_until = Instant::now() + started.elapsed() * 3;
             }
         }
     }
@@ -802,12 +808,16 @@ impl Speaker {
 
     /// `announceFailed` once per Service whose address lies in no pool.
     fn report_unannounceable(&mut self) {
+        let failed: Vec<(String, Vec<IpAddr>)> = self
+            .state
+            .services()
+            .filter_map(|(key, _)| {
+                let bad = self.state.unannounceable(key);
+                (!bad.is_empty()).then(|| (key.to_string(), bad))
+            })
+            .collect();
         let mut now_failed = HashSet::new();
-        for key in self.state.service_keys() {
-            let bad = self.state.unannounceable(&key);
-            if bad.is_empty() {
-                continue;
-            }
+        for (key, bad) in failed {
             if !self.failed_reported.contains(&key) {
                 let (ns, name) = key.split_once('/').unwrap_or(("", &key));
                 tracing::warn!(service = %key, ips = ?bad, "addresses in no pool: not announced");

@@ -30,38 +30,72 @@ pub struct SliceInfo {
     pub service: String,
     /// Some endpoint is usable (ready unset or true, or serving).
     pub any_serving: bool,
-    /// Nodes hosting a usable endpoint.
-    pub serving_nodes: BTreeSet<String>,
+    /// Nodes hosting a usable endpoint, sorted, without duplicates. A sorted `Vec` rather than
+    /// a `BTreeSet`: a set with one name allocates a ~280-byte B-tree leaf, and every speaker
+    /// keeps one slice per Service of the cluster.
+    pub serving_nodes: Vec<String>,
 }
 
 impl SliceInfo {
     /// Reads a slice; `None` when it names no Service.
     pub fn from_slice(slice: &EndpointSlice) -> Option<(String, SliceInfo)> {
-        let ns = slice.metadata.namespace.clone().unwrap_or_default();
-        let name = slice.metadata.name.clone().unwrap_or_default();
+        let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
+        let name = slice.metadata.name.as_deref().unwrap_or_default();
         let service = slice
             .metadata
             .labels
             .as_ref()?
-            .get("kubernetes.io/service-name")?
-            .clone();
+            .get("kubernetes.io/service-name")?;
         let mut info = SliceInfo {
             service: format!("{ns}/{service}"),
             ..Default::default()
         };
         for ep in &slice.endpoints {
-            let c = ep.conditions.clone().unwrap_or_default();
+            let c = ep.conditions.as_ref();
             // MetalLB: usable when ready is unset or true, or when serving.
-            let usable = c.ready.unwrap_or(true) || c.serving == Some(true);
+            let usable =
+                c.and_then(|c| c.ready).unwrap_or(true) || c.and_then(|c| c.serving) == Some(true);
             if !usable {
                 continue;
             }
             info.any_serving = true;
             if let Some(node) = &ep.node_name {
-                info.serving_nodes.insert(node.clone());
+                info.serving_nodes.push(node.clone());
             }
         }
+        info.serving_nodes.sort_unstable();
+        info.serving_nodes.dedup();
+        info.serving_nodes.shrink_to_fit();
         Some((format!("{ns}/{name}"), info))
+    }
+}
+
+/// What the speaker keeps of a Service it may announce: only what owner selection and BGP
+/// planning read. Every speaker keeps one per LoadBalancer Service of the cluster, so this is
+/// much smaller than an [`ironlb_k8s::ServiceInfo`] (ports, annotations, selector, families).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptService {
+    /// `metadata.uid` (for Events).
+    pub uid: Box<str>,
+    /// `metadata.labels` (for `serviceSelectors`).
+    pub labels: BTreeMap<String, String>,
+    /// `status.loadBalancer.ingress[*].ip`; never empty.
+    pub ips: Box<[IpAddr]>,
+    /// `externalTrafficPolicy: Local`.
+    pub traffic_policy_local: bool,
+    /// A non-empty sharing key (`metallb.io/allow-shared-ip`).
+    pub shares_address: bool,
+}
+
+impl KeptService {
+    fn new(info: ironlb_k8s::ServiceInfo) -> Self {
+        KeptService {
+            uid: info.uid.into_boxed_str(),
+            labels: info.labels,
+            ips: info.status_ips.into_boxed_slice(),
+            traffic_policy_local: info.traffic_policy_local,
+            shares_address: !info.sharing_key.is_empty(),
+        }
     }
 }
 
@@ -138,10 +172,11 @@ pub struct SpeakerState {
     node: String,
     lb_class: Option<String>,
     config: Option<Config>,
-    services: HashMap<String, ironlb_k8s::ServiceInfo>,
+    /// Ours, with addresses; boxed, so the table's empty slots stay small.
+    services: HashMap<String, Box<KeptService>>,
     slices: HashMap<String, SliceInfo>,
-    /// Service key -> slice keys.
-    slices_of: HashMap<String, BTreeSet<String>>,
+    /// Service key -> slice keys (usually one).
+    slices_of: HashMap<String, Vec<String>>,
     nodes: BTreeMap<String, NodeInfo>,
     live: Option<BTreeSet<String>>,
     index: OwnerIndex,
@@ -174,8 +209,8 @@ impl SpeakerState {
     }
 
     /// Service `key` as held (ours, with addresses).
-    pub fn service(&self, key: &str) -> Option<&ironlb_k8s::ServiceInfo> {
-        self.services.get(key)
+    pub fn service(&self, key: &str) -> Option<&KeptService> {
+        self.services.get(key).map(|b| &**b)
     }
 
     /// What the Node object `name` says (labels, `NetworkUnavailable`).
@@ -204,7 +239,8 @@ impl SpeakerState {
     pub fn upsert_service(&mut self, info: ironlb_k8s::ServiceInfo) {
         let key = info.key.to_string();
         if info.is_ours(self.lb_class.as_deref()) && !info.status_ips.is_empty() {
-            self.services.insert(key.clone(), info);
+            self.services
+                .insert(key.clone(), Box::new(KeptService::new(info)));
         } else {
             self.services.remove(&key);
         }
@@ -222,6 +258,11 @@ impl SpeakerState {
         self.services.keys().cloned().collect()
     }
 
+    /// Every Service held (ours, with addresses), in no particular order.
+    pub fn services(&self) -> impl Iterator<Item = (&str, &KeptService)> {
+        self.services.iter().map(|(k, v)| (k.as_str(), &**v))
+    }
+
     /// An EndpointSlice was added or changed.
     pub fn upsert_slice(&mut self, slice_key: &str, info: SliceInfo) {
         let service = info.service.clone();
@@ -230,10 +271,10 @@ impl SpeakerState {
         {
             self.unlink_slice(&old.service, slice_key);
         }
-        self.slices_of
-            .entry(service.clone())
-            .or_default()
-            .insert(slice_key.to_string());
+        let of = self.slices_of.entry(service.clone()).or_default();
+        if !of.iter().any(|k| k == slice_key) {
+            of.push(slice_key.to_string());
+        }
         self.refresh_service(&service);
     }
 
@@ -247,7 +288,7 @@ impl SpeakerState {
 
     fn unlink_slice(&mut self, service: &str, slice_key: &str) {
         if let Some(set) = self.slices_of.get_mut(service) {
-            set.remove(slice_key);
+            set.retain(|k| k != slice_key);
             if set.is_empty() {
                 self.slices_of.remove(service);
             }
@@ -330,16 +371,9 @@ impl SpeakerState {
     pub fn l2_service(&self, key: &str) -> Option<ironlb_l2::ServiceInfo> {
         let info = self.services.get(key)?;
         let config = self.config.as_ref()?;
-        let ip = *info.status_ips.first()?;
+        let ip = *info.ips.first()?;
         let pool = pool_of(&config.pools, ip)?.to_string();
-        let mut any_serving = false;
-        let mut serving_nodes = BTreeSet::new();
-        for slice in self.slices_of.get(key).into_iter().flatten() {
-            if let Some(s) = self.slices.get(slice) {
-                any_serving |= s.any_serving;
-                serving_nodes.extend(s.serving_nodes.iter().cloned());
-            }
-        }
+        let (any_serving, serving_nodes) = self.endpoints(key, info.traffic_policy_local);
         Some(ironlb_l2::ServiceInfo {
             ip,
             pool,
@@ -347,15 +381,50 @@ impl SpeakerState {
             local_traffic_policy: info.traffic_policy_local,
             has_serving_endpoint: any_serving,
             serving_nodes,
-            shares_address: !info.sharing_key.is_empty(),
+            shares_address: info.shares_address,
         })
+    }
+
+    /// Whether Service `key` has a usable endpoint anywhere, and (only when `with_nodes`: owner
+    /// selection reads them only for `externalTrafficPolicy: Local`) the nodes hosting one.
+    fn endpoints(&self, key: &str, with_nodes: bool) -> (bool, BTreeSet<String>) {
+        let mut any_serving = false;
+        let mut serving_nodes = BTreeSet::new();
+        for slice in self.slices_of.get(key).into_iter().flatten() {
+            if let Some(s) = self.slices.get(slice) {
+                any_serving |= s.any_serving;
+                if with_nodes {
+                    serving_nodes.extend(s.serving_nodes.iter().cloned());
+                }
+            }
+        }
+        (any_serving, serving_nodes)
+    }
+
+    /// Whether Service `key` has a usable endpoint on node `node`.
+    pub fn serving_on(&self, key: &str, node: &str) -> bool {
+        self.slices_of
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|slice| self.slices.get(slice))
+            .any(|s| {
+                s.serving_nodes
+                    .binary_search_by(|n| n.as_str().cmp(node))
+                    .is_ok()
+            })
+    }
+
+    /// Whether Service `key` has a usable endpoint anywhere.
+    pub fn any_serving(&self, key: &str) -> bool {
+        self.endpoints(key, false).0
     }
 
     /// Addresses of Service `key` that lie in no pool (the speaker cannot announce them).
     pub fn unannounceable(&self, key: &str) -> Vec<IpAddr> {
         match (self.services.get(key), &self.config) {
             (Some(info), Some(config)) => info
-                .status_ips
+                .ips
                 .iter()
                 .filter(|ip| pool_of(&config.pools, **ip).is_none())
                 .copied()
@@ -387,9 +456,9 @@ impl SpeakerState {
             out.insert(
                 key.to_string(),
                 Owned {
-                    ips: info.status_ips.clone(),
+                    ips: info.ips.to_vec(),
                     interfaces: interfaces_for(&svc, &config.l2_advertisements, &me.labels),
-                    uid: info.uid.clone(),
+                    uid: info.uid.to_string(),
                 },
             );
         }

@@ -228,6 +228,49 @@ fn etp_local_follows_serving_endpoints_and_none_means_nobody() {
 }
 
 #[test]
+fn a_service_s_endpoints_are_the_union_of_its_slices() {
+    // One slice: nodes sorted and deduplicated, unusable endpoints left out.
+    let (_, one) = mk_slice(
+        "split",
+        &[
+            ("node3", Some(true), None),
+            ("node1", None, None),
+            ("node3", Some(true), None),
+            ("node2", Some(false), Some(false)),
+        ],
+    );
+    assert!(one.any_serving);
+    assert_eq!(one.serving_nodes, vec!["node1", "node3"]);
+
+    let ads = vec![ad("xixi", |_| {})];
+    let mut st = cluster("node2", ads, 0);
+    st.upsert_service(mk_service(
+        "split",
+        &["10.0.0.171"],
+        json!({"externalTrafficPolicy": "Local"}),
+    ));
+    // Two slices of one Service: a usable endpoint on node2 in the second only.
+    let (_, a) = mk_slice("split", &[("node1", Some(false), None)]);
+    let (_, b) = mk_slice("split", &[("node2", Some(true), None)]);
+    st.upsert_slice("default/split-a", a);
+    assert!(!st.any_serving("default/split"));
+    st.upsert_slice("default/split-b", b);
+    assert!(st.any_serving("default/split"));
+    assert!(st.serving_on("default/split", "node2"));
+    assert!(!st.serving_on("default/split", "node1"));
+    assert_eq!(st.decision("default/split"), Some(&Ok("node2".into())));
+    // The same slice upserted again is not counted twice; removing it leaves only the other.
+    let (_, b) = mk_slice("split", &[("node2", Some(true), None)]);
+    st.upsert_slice("default/split-b", b);
+    st.remove_slice("default/split-b");
+    assert!(!st.serving_on("default/split", "node2"));
+    assert_eq!(
+        st.decision("default/split"),
+        Some(&Err(NoOwner::NoServingEndpoint))
+    );
+}
+
+#[test]
 fn only_our_class_with_addresses_in_a_pool_is_considered() {
     let mut st = cluster("node1", vec![ad("xixi", |_| {})], 0);
     st.upsert_service(mk_service(
