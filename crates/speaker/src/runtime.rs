@@ -495,6 +495,9 @@ impl Speaker {
         // this node owns), so under a stream of events (thousands of Services being created)
         // it may take at most a quarter of the time. Membership changes never wait.
         let mut calm_until = Instant::now();
+        // Freed heap is handed back to the kernel at most every 5 s, after changes: glibc
+        // keeps what watch events and publishes freed (see ironlb_sys::memory).
+        let (mut trim_due, mut last_trim) = (false, Instant::now());
 
         loop {
             // Membership changes are applied at once: they are what failover waits for.
@@ -613,6 +616,12 @@ impl Speaker {
                     if let (Some(m), Ok(mut s)) = (membership, membership_stats.lock()) {
                         *s = Some(m.stats());
                     }
+                    if trim_due && last_trim.elapsed() >= Duration::from_secs(5) {
+                        trim_due = false;
+                        last_trim = Instant::now();
+                        let released = ironlb_sys::memory::release_free_heap();
+                        tracing::debug!(released, took = ?last_trim.elapsed(), "free heap handed back to the kernel");
+                    }
                 }
                 _ = tick.tick() => {
                     // Isolated: decide again now and then (links may come back, the hold may end).
@@ -673,6 +682,7 @@ impl Speaker {
                 self.publish(peers, live_peers);
                 self.clean_up_after_departures();
                 calm_until = Instant::now() + started.elapsed() * 3;
+                trim_due = true;
             }
         }
     }

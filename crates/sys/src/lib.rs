@@ -8,6 +8,7 @@
 //!   packet::AsyncPacketSocket the same under tokio's AsyncFd
 //!   multicast::Ipv6Memberships joining solicited-node groups (IPV6_JOIN_GROUP, so MLD reports
 //!                             go out and snooping switches forward the solicitations)
+//!   memory::release_free_heap malloc_trim(3): freed heap pages back to the kernel
 //! ```
 //! Everything here works on the network namespace of the *calling thread*, so a thread that
 //! entered a namespace with [`netns::enter_netns`] sees that namespace's interfaces (that is
@@ -17,6 +18,7 @@
 
 pub mod link;
 pub mod md5;
+pub mod memory;
 pub mod multicast;
 pub mod netns;
 pub mod packet;
