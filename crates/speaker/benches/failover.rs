@@ -292,8 +292,10 @@ async fn many_services(env: &Env, count: usize) {
     use serde_json::json;
     let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
     let started = Instant::now();
+    let created = std::sync::atomic::AtomicUsize::new(0);
     futures_lite(count, |k| {
         let api = api.clone();
+        let created = &created;
         async move {
             let name = format!("many-{k}");
             let svc: Service = serde_json::from_value(json!({
@@ -306,6 +308,13 @@ async fn many_services(env: &Env, count: usize) {
             .unwrap();
             api.create(&PostParams::default(), &svc).await.unwrap();
             set_endpoints(env, &name, &["node1"]).await;
+            let n = created.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_multiple_of(1000) {
+                eprintln!(
+                    "  {n} of {count} Services created ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
     })
     .await;
