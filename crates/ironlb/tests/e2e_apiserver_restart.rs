@@ -51,6 +51,9 @@ async fn survives_an_api_server_restart() {
         rv_b
     );
     assert!(rv_a.is_some());
+    // b's Event may have been on its way when the API server stopped: it is retried, and
+    // arrives once.
+    wait_event(c, "default", "b", "IPAllocated").await;
     let evs = events(c, "default", "b").await;
     assert_eq!(
         evs.iter().filter(|(_, r, _)| r == "IPAllocated").count(),
