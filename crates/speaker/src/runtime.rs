@@ -3,7 +3,7 @@
 use crate::args::Args;
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics, render};
 use crate::state::{
-    Isolation, Owned, SliceInfo, SpeakerState, announcements, hold_back, node_info,
+    Isolation, Owned, SliceInfo, SpeakerState, announcements, hold_back, moved_away, node_info,
 };
 use crate::status::{DesiredStatuses, StatusWriter};
 use anyhow::{Context as _, Result};
@@ -31,6 +31,10 @@ use tokio::sync::{mpsc, watch};
 const REPORTER: &str = "metallb-speaker";
 /// The `protocol` of MetalLB's `nodeAssigned` Event and `metallb_speaker_announced`.
 const PROTOCOL: &str = "layer2";
+/// Up to this many announcement changes at once are logged one line per Service at info level;
+/// more are one summary line naming the first few.
+const LOG_EACH_UP_TO: usize = 20;
+const SUMMARY_NAMES: usize = 5;
 
 fn init_logging(args: &Args) {
     let level = match args.log_level.as_str() {
@@ -719,17 +723,24 @@ impl Speaker {
                 changed
             });
             let node = self.args.node_name.clone();
-            for (key, o) in &self.owned {
-                if owned.get(key).map(|n| &n.ips) != Some(&o.ips) {
-                    for ip in &o.ips {
-                        self.metrics.announced.remove(&AnnouncedLabels {
-                            service: key.clone(),
-                            protocol: PROTOCOL.into(),
-                            node: node.clone(),
-                            ip: ip.to_string(),
-                        });
-                    }
+            let lost = moved_away(&self.owned, &owned);
+            let started = moved_away(&owned, &self.owned);
+            // A few changes are logged one line per Service, as MetalLB does; a mass move
+            // (a node joined or left at scale) is one summary line, with the details at debug.
+            let log_each = lost.len() + started.len() <= LOG_EACH_UP_TO;
+            for &key in &lost {
+                for ip in self.owned.get(key).map(|o| &o.ips[..]).unwrap_or_default() {
+                    self.metrics.announced.remove(&AnnouncedLabels {
+                        service: key.clone(),
+                        protocol: PROTOCOL.into(),
+                        node: node.clone(),
+                        ip: ip.to_string(),
+                    });
+                }
+                if log_each {
                     tracing::info!(service = %key, "stopped announcing");
+                } else {
+                    tracing::debug!(service = %key, "stopped announcing");
                 }
             }
             let mut statuses = DesiredStatuses::new();
@@ -753,7 +764,11 @@ impl Speaker {
                             .set(1);
                     }
                     let (ns, name) = key.split_once('/').unwrap_or(("", key));
-                    tracing::info!(service = %key, ips = ?o.ips, interfaces = ?on, "announcing");
+                    if log_each {
+                        tracing::info!(service = %key, ips = ?o.ips, interfaces = ?on, "announcing");
+                    } else {
+                        tracing::debug!(service = %key, ips = ?o.ips, interfaces = ?on, "announcing");
+                    }
                     if on.is_empty() {
                         self.events.publish(Pending {
                             regarding: service_reference(ns, name, &o.uid),
@@ -776,6 +791,16 @@ impl Speaker {
                     }
                 }
                 statuses.insert(key.clone(), on);
+            }
+            if !log_each {
+                tracing::info!(
+                    started = started.len(),
+                    stopped = lost.len(),
+                    announcing = owned.len(),
+                    first_started = ?started.iter().take(SUMMARY_NAMES).collect::<Vec<_>>(),
+                    first_stopped = ?lost.iter().take(SUMMARY_NAMES).collect::<Vec<_>>(),
+                    "announcements changed (one line per Service at debug level)"
+                );
             }
             self.status_tx.send_replace(statuses);
             self.owned = owned;

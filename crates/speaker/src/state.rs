@@ -567,6 +567,18 @@ pub fn hold_back(
     owned
 }
 
+/// The Services `from` announces that `to` does not announce with the same addresses: with
+/// (old, new) the ones stopped, with (new, old) the ones started.
+pub fn moved_away<'a>(
+    from: &'a BTreeMap<String, Owned>,
+    to: &BTreeMap<String, Owned>,
+) -> Vec<&'a String> {
+    from.iter()
+        .filter(|(k, o)| to.get(*k).map(|n| &n.ips) != Some(&o.ips))
+        .map(|(k, _)| k)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,18 +615,45 @@ mod tests {
         assert!(!iso.holding(s(9500)));
     }
 
-    #[test]
-    fn holding_back_keeps_only_what_was_announced() {
-        let o = |ip: &str| Owned {
+    fn o(ip: &str) -> Owned {
+        Owned {
             ips: vec![ip.parse().expect("ip")],
             interfaces: vec![],
             uid: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn holding_back_keeps_only_what_was_announced() {
         let before = BTreeMap::from([("ns/a".to_string(), o("10.0.0.150"))]);
         let now = BTreeMap::from([
             ("ns/a".to_string(), o("10.0.0.150")),
             ("ns/b".to_string(), o("10.0.0.151")),
         ]);
         assert_eq!(hold_back(now, &before), before);
+    }
+
+    #[test]
+    fn started_and_stopped_are_the_services_whose_addresses_changed() {
+        let old = BTreeMap::from([
+            ("ns/kept".to_string(), o("10.0.0.150")),
+            ("ns/gone".to_string(), o("10.0.0.151")),
+            ("ns/moved".to_string(), o("10.0.0.152")),
+        ]);
+        let mut interfaces_only = o("10.0.0.153");
+        let new = BTreeMap::from([
+            ("ns/kept".to_string(), o("10.0.0.150")),
+            ("ns/moved".to_string(), o("10.0.0.162")),
+            ("ns/new".to_string(), o("10.0.0.154")),
+            ("ns/ifs".to_string(), interfaces_only.clone()),
+        ]);
+        let mut old_with_ifs = old.clone();
+        interfaces_only.interfaces = vec!["eth1".into()];
+        old_with_ifs.insert("ns/ifs".into(), interfaces_only);
+        assert_eq!(moved_away(&old, &new), vec!["ns/gone", "ns/moved"]);
+        assert_eq!(moved_away(&new, &old), vec!["ns/ifs", "ns/moved", "ns/new"]);
+        // Only addresses count: a change of interfaces alone is neither started nor stopped.
+        assert_eq!(moved_away(&new, &old_with_ifs), vec!["ns/moved", "ns/new"]);
+        assert!(moved_away(&new, &new).is_empty());
     }
 }
