@@ -12,7 +12,6 @@ use ironlb_lab::components::{self, ControllerOptions};
 use ironlb_lab::speakers::{self, SpeakerOptions};
 use ironlb_lab::{Lab, LabOptions, RouterKind};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -176,37 +175,29 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
     // metrics.
     let v4: &[&str] = &["v4"];
     wait_bgp_statuses(&env, "web", &[("node1", v4), ("node2", v4), ("node3", v4)]).await;
-    let events: Api<Event> = Api::namespaced(env.client().clone(), "default");
-    let notes: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("nodeAssigned"))
-        .filter_map(|e| e.note)
-        .collect();
-    assert!(
-        notes.iter().any(|n| n.contains("with protocol \"bgp\"")),
-        "{notes:?}"
-    );
-    let metrics = env.speakers().metrics(1).unwrap();
-    for line in [
-        "metallb_bgp_session_up{peer=\"10.0.0.1:179\"} 1",
-        "metallb_bgp_session_up{peer=\"[fd10::1]:179\"} 1",
-        "metallb_bgp_announced_prefixes_total{peer=\"10.0.0.1:179\"} 1",
-        "metallb_bgp_pending_prefixes_total{peer=\"10.0.0.1:179\"} 0",
-        "metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node1\",ip=\"10.0.0.150\"} 1",
-    ] {
-        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
-    }
-    assert!(
-        metrics.lines().any(
-            |l| l.starts_with("metallb_bgp_updates_total{peer=\"10.0.0.1:179\"}")
-                && !l.ends_with(" 0")
-        ),
-        "{metrics}"
-    );
+    // The Event and the status are written concurrently: wait for it too.
+    wait_service_event(&env, "web", "nodeAssigned", "with protocol \"bgp\"").await;
+    // Each session publishes its figures when its state changes; the IPv6 one connects on its
+    // own and nothing above waited for it.
+    eventually("node1's BGP metrics", || {
+        let metrics = env.speakers().metrics(1).map_err(|e| e.to_string())?;
+        for line in [
+            "metallb_bgp_session_up{peer=\"10.0.0.1:179\"} 1",
+            "metallb_bgp_session_up{peer=\"[fd10::1]:179\"} 1",
+            "metallb_bgp_announced_prefixes_total{peer=\"10.0.0.1:179\"} 1",
+            "metallb_bgp_pending_prefixes_total{peer=\"10.0.0.1:179\"} 0",
+            "metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node1\",ip=\"10.0.0.150\"} 1",
+        ] {
+            if !metrics.contains(line) {
+                return Err(format!("{line} missing:\n{metrics}"));
+            }
+        }
+        let updates_sent = metrics.lines().any(|l| {
+            l.starts_with("metallb_bgp_updates_total{peer=\"10.0.0.1:179\"}") && !l.ends_with(" 0")
+        });
+        if updates_sent { Ok(()) } else { Err(metrics) }
+    })
+    .await;
 
     // (b) Local policy with the only endpoint on node2: node2 alone.
     pod(&env, "local-1", "local", "node2", false).await;
@@ -264,13 +255,16 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
         }
     })
     .await;
-    assert!(
-        !env.speakers()
-            .metrics(3)
-            .unwrap()
-            .contains("metallb_bgp_session_up{peer=\"10.0.0.1:179\"}"),
-        "node3 has no session"
-    );
+    // Its figures go when the stopped session's task ends, just after FRR saw the Cease.
+    eventually("node3 has no session", || {
+        let metrics = env.speakers().metrics(3).map_err(|e| e.to_string())?;
+        if metrics.contains("metallb_bgp_session_up{peer=\"10.0.0.1:179\"}") {
+            Err(metrics)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
     apply_ok(env.lab(), &bgp_config("", ""));
     wait_next_hops(&env, "ipv4", "10.0.0.150/32", &NODES_V4).await;
 

@@ -48,10 +48,22 @@ pub fn frr_fast_profile() -> Vec<String> {
 
 /// FRR's view of the BFD session with `peer` (`show bfd peers json`).
 pub fn frr_bfd_peer(lab: &Lab, peer: &str) -> Result<serde_json::Value, String> {
-    let v = frr_json(lab, "show bfd peers json")?;
+    frr_bfd_entry(lab, "show bfd peers json", peer)
+}
+
+/// How many times FRR's BFD session with `peer` went down (`show bfd peers counters json`).
+pub fn frr_bfd_session_downs(lab: &Lab, peer: &str) -> Result<u64, String> {
+    let c = frr_bfd_entry(lab, "show bfd peers counters json", peer)?;
+    c["session-down"]
+        .as_u64()
+        .ok_or_else(|| format!("no session-down counter: {c}"))
+}
+
+fn frr_bfd_entry(lab: &Lab, command: &str, peer: &str) -> Result<serde_json::Value, String> {
+    let v = frr_json(lab, command)?;
     v.as_array()
         .and_then(|a| a.iter().find(|p| p["peer"] == peer).cloned())
-        .ok_or_else(|| format!("no BFD peer {peer}: {v}"))
+        .ok_or_else(|| format!("no BFD peer {peer} in `{command}`: {v}"))
 }
 
 /// FRR's status string for `peer` ("up", "down", "init", ...).
