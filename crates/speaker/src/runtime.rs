@@ -750,7 +750,8 @@ impl Speaker {
                     .filter(|i| o.interfaces.is_empty() || o.interfaces.contains(i))
                     .cloned()
                     .collect();
-                let gained = self.owned.get(key).map(|p| &p.ips) != Some(&o.ips);
+                // `started` is in key order, like `owned`.
+                let gained = started.binary_search(&key).is_ok();
                 if gained {
                     for ip in &o.ips {
                         self.metrics
