@@ -7,7 +7,7 @@
 //!
 //! v1beta1 -> v1beta2 -> v1beta1 gives back the same object. The other way round loses what
 //! v1beta1 cannot say (dynamicASN, interface, connectTime, passwordSecret, vrf, graceful restart,
-//! disableMP, dualStackAddressFamily), exactly as MetalLB's conversion does; clients should use
+//! disableMP, dualStackAddressFamily, localASN), exactly as MetalLB's conversion does; clients should use
 //! v1beta2.
 
 use crate::{LabelSelector, LabelSelectorRequirement, v1beta1, v1beta2};

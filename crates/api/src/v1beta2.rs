@@ -49,6 +49,11 @@ pub struct BgpPeerSpec {
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 4294967295u32))]
     pub peer_asn: Option<u32>,
+    /// The AS number to present to this peer instead of `myASN` (MetalLB: FRR's `local-as
+    /// <ASN> no-prepend replace-as`; not supported by MetalLB's native mode).
+    #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    pub local_asn: Option<u32>,
     /// Accept the peer's AS number if it is ours (`internal`) or not ours (`external`).
     #[serde(
         default,
@@ -124,6 +129,7 @@ impl Default for BgpPeerSpec {
         Self {
             my_asn: 0,
             peer_asn: None,
+            local_asn: None,
             dynamic_asn: None,
             peer_address: None,
             source_address: None,

@@ -52,6 +52,12 @@ pub struct ConfigError {
     pub field: String,
     /// What is wrong, for a human.
     pub message: String,
+    /// The error is about a reference to another object that may simply not exist yet (a
+    /// BGPPeer's `bfdProfile` or `passwordSecret`, a BGPAdvertisement's Community alias).
+    /// Admission lets such an object through, as MetalLB does, so that any apply order works;
+    /// loading the configuration reports it, and the object is picked up once the reference
+    /// resolves.
+    pub reference: bool,
 }
 
 impl ConfigError {
@@ -67,6 +73,21 @@ impl ConfigError {
             name: name.into(),
             field: field.into(),
             message: message.into(),
+            reference: false,
+        }
+    }
+
+    /// An error about a reference in `field` that does not resolve (yet): see
+    /// [`ConfigError::reference`].
+    pub fn reference(
+        kind: ObjectKind,
+        name: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            reference: true,
+            ..Self::new(kind, name, field, message)
         }
     }
 

@@ -17,7 +17,11 @@
 //! Differences from MetalLB, on purpose: features this build cannot serve yet are rejected
 //! with "... is not supported by this ironlb build yet" instead of being ignored; a BGPPeer's
 //! `routerID` must be IPv4 (a BGP identifier is 32 bits); an advertisement naming a pool that
-//! does not exist is an error (MetalLB skips the name silently).
+//! does not exist is skipped as in MetalLB, but not silently: it is in [`Config::warnings`].
+//!
+//! References to other objects (a BGPPeer's `bfdProfile` and `passwordSecret`, a Community
+//! alias) are judged when the configuration loads, never at admission, so any apply order
+//! works ([`ConfigError::reference`]); deleting is refused only for a BFDProfile in use.
 
 mod address;
 mod community;
@@ -28,7 +32,7 @@ mod validate;
 pub use community::{BgpCommunity, parse_community};
 pub use error::{ConfigError, ObjectKind};
 pub use ironlb_allocator::{AddressRange, LabelSelector, Pool, ServiceAllocation};
-pub use validate::{build, validate_delete, validate_object};
+pub use validate::{Admission, admit, build, validate_delete, validate_object};
 
 use ironlb_api::{v1beta1, v1beta2};
 use std::collections::BTreeMap;
@@ -63,6 +67,8 @@ pub struct Features {
     pub vrf: bool,
     /// Unnumbered peering over an interface (`interface`).
     pub unnumbered: bool,
+    /// `BGPAdvertisement.spec.asPathPrepend`.
+    pub as_path_prepend: bool,
 }
 
 impl Features {
@@ -81,6 +87,7 @@ impl Features {
             md5: true,
             vrf: true,
             unnumbered: true,
+            as_path_prepend: true,
         }
     }
 
@@ -173,6 +180,9 @@ pub struct Config {
     pub bfd_profiles: BTreeMap<String, BfdProfile>,
     /// Community aliases by name, resolved.
     pub communities: BTreeMap<String, BgpCommunity>,
+    /// What was skipped but did not make the configuration invalid: an advertisement naming a
+    /// pool that does not exist (yet), which MetalLB skips silently. Sorted.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// A validated L2Advertisement.
@@ -205,6 +215,8 @@ pub struct BgpAdvertisement {
     pub aggregation_length_v6: u8,
     /// LOCAL_PREF, sent to iBGP peers only (ignored for eBGP, as in MetalLB).
     pub local_pref: Option<u32>,
+    /// How many times to prepend our AS to the AS_PATH on eBGP sessions (0: none; 1..=10).
+    pub as_path_prepend: u8,
     /// Communities, aliases resolved, in the order written.
     pub communities: Vec<BgpCommunity>,
     /// Nodes that announce; empty = all.
@@ -240,7 +252,7 @@ pub enum PeerTarget {
 pub struct Peer {
     /// The object's name.
     pub name: String,
-    /// Our AS.
+    /// Our AS on this session: `localASN` when set, else `myASN`.
     pub my_asn: u32,
     /// The peer's AS.
     pub peer_asn: PeerAsn,

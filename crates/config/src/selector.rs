@@ -114,6 +114,10 @@ pub(crate) fn convert(
             }
         }
         if let Some(operator) = operator {
+            // Sorted, so that selectors are compared as MetalLB compares them (the order of
+            // values never changes what a requirement matches).
+            let mut values = values;
+            values.sort();
             out.match_expressions.push(Requirement {
                 key: e.key.clone(),
                 operator,
@@ -126,4 +130,36 @@ pub(crate) fn convert(
     } else {
         Err(problems)
     }
+}
+
+/// What MetalLB refuses in a selector of a list (`nodeSelectors`, `serviceSelectors`, ...)
+/// beyond validity: a match expression that repeats a value, and a match expression repeated
+/// (values compared sorted). Errors are `(field suffix, message)`.
+pub(crate) fn duplicate_problems(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut seen: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
+        let values = e.values.as_deref().unwrap_or_default();
+        for (j, v) in values.iter().enumerate() {
+            if values[..j].contains(v) {
+                problems.push((
+                    format!(".matchExpressions[{i}].values[{j}]"),
+                    format!("duplicate value {v:?} in a match expression"),
+                ));
+            }
+        }
+        let mut sorted: Vec<&str> = values.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let this = (e.key.as_str(), e.operator.as_str(), sorted);
+        if let Some(first) = seen.iter().position(|s| *s == this) {
+            problems.push((
+                format!(".matchExpressions[{i}]"),
+                format!("duplicate match expression (the same as matchExpressions[{first}])"),
+            ));
+        }
+        seen.push(this);
+    }
+    problems
 }

@@ -28,6 +28,13 @@ impl Report<'_> {
             .push(ConfigError::new(self.kind, self.name, field, message));
     }
 
+    /// A reference that does not resolve (yet): reported when the configuration loads, not at
+    /// admission (see [`ConfigError::reference`]).
+    fn reference(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors
+            .push(ConfigError::reference(self.kind, self.name, field, message));
+    }
+
     fn unsupported(&mut self, field: impl Into<String>, what: &str) {
         self.err(field, format!("{what} {UNSUPPORTED}"));
     }
@@ -51,7 +58,8 @@ fn check_namespace(r: &mut Report<'_>, meta: &ObjectMeta, ctx: &Context) {
     }
 }
 
-/// Converts a list of selectors, reporting invalid and duplicate ones.
+/// Converts a list of selectors, reporting invalid and duplicate ones (a selector repeated, a
+/// match expression repeated, a value repeated in a match expression, as MetalLB does).
 fn selectors(
     r: &mut Report<'_>,
     field: &str,
@@ -59,6 +67,9 @@ fn selectors(
 ) -> Vec<LabelSelector> {
     let mut out: Vec<LabelSelector> = Vec::new();
     for (i, sel) in list.iter().enumerate() {
+        for (suffix, message) in selector::duplicate_problems(sel) {
+            r.err(format!("{field}[{i}]{suffix}"), message);
+        }
         match selector::convert(sel) {
             Ok(s) => {
                 if out.contains(&s) {
@@ -228,12 +239,15 @@ fn check_overlaps(pools: &[CheckedPool], objects: &Objects, errors: &mut Vec<Con
     }
 }
 
-/// Resolves `ipAddressPools` + `ipAddressPoolSelectors` (both empty: every pool).
+/// Resolves `ipAddressPools` + `ipAddressPoolSelectors` (both empty: every pool). A name that
+/// matches no pool is skipped, as MetalLB skips it, with a warning: it is picked up when the
+/// pool appears, and it never blocks the rest of the configuration.
 fn resolve_pools(
     r: &mut Report<'_>,
     names: &[String],
     sels: &[ironlb_api::LabelSelector],
     pools: &[CheckedPool],
+    warnings: &mut Vec<ConfigError>,
 ) -> Vec<String> {
     no_duplicates(r, "spec.ipAddressPools", "pool", names);
     let converted = selectors(r, "spec.ipAddressPoolSelectors", sels);
@@ -245,10 +259,12 @@ fn resolve_pools(
         if pools.iter().any(|p| &p.pool.name == n) {
             out.insert(n.clone());
         } else {
-            r.err(
+            warnings.push(ConfigError::reference(
+                r.kind,
+                r.name,
                 format!("spec.ipAddressPools[{i}]"),
-                format!("IPAddressPool {n:?} does not exist"),
-            );
+                format!("IPAddressPool {n:?} does not exist (yet): skipped until it does"),
+            ));
         }
     }
     for p in pools {
@@ -264,6 +280,7 @@ fn check_l2(
     ctx: &Context,
     pools: &[CheckedPool],
     errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
 ) -> L2Advertisement {
     let name = name_of(&a.metadata);
     let mut r = Report {
@@ -278,6 +295,7 @@ fn check_l2(
         &s.ip_address_pools,
         &s.ip_address_pool_selectors,
         pools,
+        warnings,
     );
     no_duplicates(&mut r, "spec.interfaces", "interface", &s.interfaces);
     let mut preferred_nodes = Vec::new();
@@ -345,6 +363,7 @@ fn check_bgp_ad(
     pools: &[CheckedPool],
     aliases: &BTreeMap<String, BgpCommunity>,
     errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
 ) -> BgpAdvertisement {
     let name = name_of(&a.metadata);
     let mut r = Report {
@@ -362,6 +381,7 @@ fn check_bgp_ad(
         &s.ip_address_pools,
         &s.ip_address_pool_selectors,
         pools,
+        warnings,
     );
     let agg4 = s.aggregation_length.unwrap_or(32);
     let agg6 = s.aggregation_length_v6.unwrap_or(128);
@@ -421,9 +441,10 @@ fn check_bgp_ad(
         } else if looks_literal(c) {
             parse_community(c).map_err(|m| r.err(&field, m)).ok()
         } else {
-            r.err(
+            // Not a literal: the name of a Community alias that may be created later.
+            r.reference(
                 &field,
-                format!("{c:?} is neither a community (a:b, large:a:b:c) nor a Community alias"),
+                format!("{c:?} is neither a community (a:b, large:a:b:c) nor the name of a Community alias"),
             );
             None
         };
@@ -435,12 +456,26 @@ fn check_bgp_ad(
         }
     }
     no_duplicates(&mut r, "spec.peers", "peer", &s.peers);
+    let as_path_prepend = match s.as_path_prepend {
+        None => 0,
+        Some(n) if (1..=10).contains(&n) => {
+            if !ctx.features.as_path_prepend {
+                r.unsupported("spec.asPathPrepend", "asPathPrepend");
+            }
+            n
+        }
+        Some(n) => {
+            r.err("spec.asPathPrepend", format!("{n} is out of range 1-10"));
+            0
+        }
+    };
     BgpAdvertisement {
         name: name.to_string(),
         pools: resolved,
         aggregation_length: u8::try_from(agg4.clamp(1, 32)).unwrap_or(32),
         aggregation_length_v6: u8::try_from(agg6.clamp(1, 128)).unwrap_or(128),
         local_pref: s.local_pref,
+        as_path_prepend,
         communities,
         node_selectors: selectors(&mut r, "spec.nodeSelectors", &s.node_selectors),
         peers: s.peers.clone(),
@@ -464,7 +499,9 @@ fn may_share_nodes(a: &[LabelSelector], b: &[LabelSelector]) -> bool {
 }
 
 /// Advertisements announcing the same prefixes to the same peer from the same node must agree
-/// on LOCAL_PREF. Reported on both.
+/// on LOCAL_PREF and on asPathPrepend. Reported on both. As in MetalLB, advertisements with
+/// `serviceSelectors` are not compared: which Services each one carries is not known until
+/// Services are there.
 fn check_local_pref(
     ads: &[BgpAdvertisement],
     pools: &[CheckedPool],
@@ -482,9 +519,10 @@ fn check_local_pref(
             })
             .unwrap_or((false, false))
     };
-    for (i, a) in ads.iter().enumerate() {
-        for b in ads.iter().skip(i + 1) {
-            if a.local_pref == b.local_pref {
+    let comparable = ads.iter().filter(|a| a.service_selectors.is_empty());
+    for (i, a) in comparable.clone().enumerate() {
+        for b in comparable.clone().skip(i + 1) {
+            if a.local_pref == b.local_pref && a.as_path_prepend == b.as_path_prepend {
                 continue;
             }
             let peers_overlap = a.peers.is_empty()
@@ -500,9 +538,10 @@ fn check_local_pref(
                         || (v6 && a.aggregation_length_v6 == b.aggregation_length_v6)
                 }
             });
-            if let Some(pool) = shared {
-                let show = |v: Option<u32>| v.map_or("unset".to_string(), |v| v.to_string());
-                for (x, y) in [(a, b), (b, a)] {
+            let Some(pool) = shared else { continue };
+            let show = |v: Option<u32>| v.map_or("unset".to_string(), |v| v.to_string());
+            for (x, y) in [(a, b), (b, a)] {
+                if x.local_pref != y.local_pref {
                     errors.push(ConfigError::new(
                         ObjectKind::BgpAdvertisement,
                         &x.name,
@@ -511,6 +550,26 @@ fn check_local_pref(
                             "localPref {} conflicts with localPref {} of BGPAdvertisement {:?} for IPAddressPool {pool:?} on the same peers and nodes",
                             show(x.local_pref),
                             show(y.local_pref),
+                            y.name
+                        ),
+                    ));
+                }
+                if x.as_path_prepend != y.as_path_prepend {
+                    let show = |n: u8| {
+                        if n == 0 {
+                            "unset".to_string()
+                        } else {
+                            n.to_string()
+                        }
+                    };
+                    errors.push(ConfigError::new(
+                        ObjectKind::BgpAdvertisement,
+                        &x.name,
+                        "spec.asPathPrepend",
+                        format!(
+                            "asPathPrepend {} conflicts with asPathPrepend {} of BGPAdvertisement {:?} for IPAddressPool {pool:?} on the same peers and nodes",
+                            show(x.as_path_prepend),
+                            show(y.as_path_prepend),
                             y.name
                         ),
                     ));
@@ -556,6 +615,17 @@ fn check_peer(
     if s.my_asn == 0 {
         r.err("spec.myASN", "myASN must not be 0");
     }
+    // localASN replaces myASN on this session (FRR's `local-as <ASN> no-prepend replace-as`,
+    // which is what MetalLB configures): the OPEN, the AS_PATH and the iBGP/eBGP decision all
+    // use it. ironlb's speaker is one router per session, so that is all it takes.
+    let my_asn = match s.local_asn {
+        Some(0) => {
+            r.err("spec.localASN", "localASN must not be 0");
+            s.my_asn
+        }
+        Some(a) => a,
+        None => s.my_asn,
+    };
     let fixed = s.peer_asn.filter(|a| *a != 0);
     let peer_asn = match (fixed, s.dynamic_asn) {
         (Some(_), Some(_)) => {
@@ -581,7 +651,7 @@ fn check_peer(
         }
     };
     let ibgp = match peer_asn {
-        PeerAsn::Fixed(a) => a == s.my_asn,
+        PeerAsn::Fixed(a) => a == my_asn,
         PeerAsn::DynamicInternal => true,
         PeerAsn::DynamicExternal => false,
     };
@@ -721,22 +791,27 @@ fn check_peer(
         });
     let node_selectors = selectors(&mut r, "spec.nodeSelectors", &s.node_selectors);
     let mut password = s.password.clone().filter(|p| !p.is_empty());
-    if let Some(secret_ref) = &s.password_secret {
+    // Everything about the Secret is judged when the configuration loads, not at admission
+    // (as in MetalLB): the Secret may be created after the peer, e.g. by a sealed-secrets or
+    // external-secrets controller. A reference without a name is no reference (as in MetalLB).
+    let secret_name = s
+        .password_secret
+        .as_ref()
+        .and_then(|r| r.name.as_deref())
+        .filter(|n| !n.is_empty());
+    if let (Some(secret_ref), Some(secret_name)) = (&s.password_secret, secret_name) {
         if password.is_some() {
-            r.err(
+            r.reference(
                 "spec.passwordSecret",
                 "password and passwordSecret are mutually exclusive",
             );
         }
-        let secret_name = secret_ref.name.as_deref().unwrap_or_default();
-        if secret_name.is_empty() {
-            r.err("spec.passwordSecret.name", "the Secret's name is required");
-        } else if secret_ref
+        if secret_ref
             .namespace
             .as_ref()
-            .is_some_and(|ns| ns != &ctx.namespace)
+            .is_some_and(|ns| !ns.is_empty() && ns != &ctx.namespace)
         {
-            r.err(
+            r.reference(
                 "spec.passwordSecret.namespace",
                 format!(
                     "the Secret must be in ironlb's namespace {:?}",
@@ -745,7 +820,7 @@ fn check_peer(
             );
         } else {
             match objects.secrets.get(secret_name) {
-                None => r.err(
+                None => r.reference(
                     "spec.passwordSecret",
                     format!(
                         "Secret {secret_name:?} not found in namespace {:?}",
@@ -754,7 +829,7 @@ fn check_peer(
                 ),
                 Some(secret) => {
                     if secret.type_.as_deref() != Some("kubernetes.io/basic-auth") {
-                        r.err(
+                        r.reference(
                             "spec.passwordSecret",
                             format!(
                                 "Secret {secret_name:?} must be of type kubernetes.io/basic-auth"
@@ -763,7 +838,7 @@ fn check_peer(
                     }
                     match secret.data.get("password") {
                         Some(pw) => password = password.or(Some(pw.clone())),
-                        None => r.err(
+                        None => r.reference(
                             "spec.passwordSecret",
                             format!("Secret {secret_name:?} has no key \"password\""),
                         ),
@@ -785,7 +860,7 @@ fn check_peer(
             .iter()
             .any(|x| name_of(&x.metadata) == b)
         {
-            r.err(
+            r.reference(
                 "spec.bfdProfile",
                 format!("BFDProfile {b:?} does not exist"),
             );
@@ -807,7 +882,7 @@ fn check_peer(
     }
     Peer {
         name: name.to_string(),
-        my_asn: s.my_asn,
+        my_asn,
         peer_asn,
         target: target.unwrap_or(PeerTarget::Interface(String::new())),
         port,
@@ -865,6 +940,14 @@ fn check_bfd(b: &v1beta1::BfdProfile, ctx: &Context, errors: &mut Vec<ConfigErro
 
 /// Builds the configuration from every object, or returns every error (sorted, deduplicated).
 pub fn build(objects: &Objects, ctx: &Context) -> Result<Config, Vec<ConfigError>> {
+    build_with_warnings(objects, ctx).0
+}
+
+/// [`build`], and the warnings also when the configuration is invalid.
+fn build_with_warnings(
+    objects: &Objects,
+    ctx: &Context,
+) -> (Result<Config, Vec<ConfigError>>, Vec<ConfigError>) {
     let mut errors = Vec::new();
 
     let mut pools: Vec<CheckedPool> = objects
@@ -906,15 +989,16 @@ pub fn build(objects: &Objects, ctx: &Context) -> Result<Config, Vec<ConfigError
         }
     }
 
+    let mut warnings = Vec::new();
     let mut l2: Vec<L2Advertisement> = objects
         .l2_advertisements
         .iter()
-        .map(|a| check_l2(a, ctx, &pools, &mut errors))
+        .map(|a| check_l2(a, ctx, &pools, &mut errors, &mut warnings))
         .collect();
     let mut bgp: Vec<BgpAdvertisement> = objects
         .bgp_advertisements
         .iter()
-        .map(|a| check_bgp_ad(a, ctx, &pools, &aliases, &mut errors))
+        .map(|a| check_bgp_ad(a, ctx, &pools, &aliases, &mut errors, &mut warnings))
         .collect();
     bgp.sort_by(|a, b| a.name.cmp(&b.name));
     check_local_pref(&bgp, &pools, &mut errors);
@@ -954,21 +1038,25 @@ pub fn build(objects: &Objects, ctx: &Context) -> Result<Config, Vec<ConfigError
         .map(|b| (b.name.clone(), b))
         .collect();
 
+    warnings.sort();
+    warnings.dedup();
     if !errors.is_empty() {
         errors.sort();
         errors.dedup();
-        return Err(errors);
+        return (Err(errors), warnings);
     }
     pools.sort_by(|a, b| a.pool.name.cmp(&b.pool.name));
     l2.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Config {
+    let config = Config {
+        warnings: warnings.clone(),
         pools: pools.into_iter().map(|p| p.pool).collect(),
         l2_advertisements: l2,
         bgp_advertisements: bgp,
         peers,
         bfd_profiles,
         communities: aliases,
-    })
+    };
+    (Ok(config), warnings)
 }
 
 fn key_of(object: &Object) -> (ObjectKind, String) {
@@ -988,15 +1076,25 @@ fn upsert<T: Clone>(list: &mut Vec<T>, item: &T, name: &str, meta: impl Fn(&T) -
     list.push(item.clone());
 }
 
-fn errors_of(objects: &Objects, ctx: &Context) -> Vec<ConfigError> {
-    build(objects, ctx).err().unwrap_or_default()
+/// The admission webhook's verdict on one object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// Why the object is refused (empty: admitted).
+    pub errors: Vec<ConfigError>,
+    /// What the user should hear although the object is admitted: references that do not
+    /// resolve yet (see [`ConfigError::reference`]), pools that do not exist yet, deprecated
+    /// fields.
+    pub warnings: Vec<String>,
 }
 
-/// The errors attributable to `object` if it were created (or replaced the object of the same
-/// kind and name) among `existing`: what the admission webhook rejects it for.
-pub fn validate_object(existing: &Objects, ctx: &Context, object: &Object) -> Vec<ConfigError> {
+/// Judges `object` as if it were created (or replaced the object of the same kind and name)
+/// among `existing`: the errors and warnings attributable to it. References that do not
+/// resolve yet are warnings, not errors: like MetalLB, admission makes no assumption about the
+/// order in which objects are applied.
+pub fn admit(existing: &Objects, ctx: &Context, object: &Object) -> Admission {
     let mut objects = existing.clone();
     let (kind, name) = key_of(object);
+    let mut deprecated = Vec::new();
     match object {
         Object::Pool(o) => upsert(&mut objects.pools, o, &name, |x| &x.metadata),
         Object::L2Advertisement(o) => {
@@ -1005,44 +1103,71 @@ pub fn validate_object(existing: &Objects, ctx: &Context, object: &Object) -> Ve
         Object::BgpAdvertisement(o) => {
             upsert(&mut objects.bgp_advertisements, o, &name, |x| &x.metadata)
         }
-        Object::Peer(o) => upsert(&mut objects.peers, o, &name, |x| &x.metadata),
+        Object::Peer(o) => {
+            if o.spec.disable_mp {
+                // MetalLB's words: it has no effect since MetalLB made it the default.
+                deprecated.push(format!(
+                    "BGPPeer {name:?}: spec.disableMP is deprecated and has no effect (separate sessions per address family are the default); use spec.dualStackAddressFamily to carry both families on one session"
+                ));
+            }
+            upsert(&mut objects.peers, o, &name, |x| &x.metadata)
+        }
         Object::BfdProfile(o) => upsert(&mut objects.bfd_profiles, o, &name, |x| &x.metadata),
         Object::Community(o) => upsert(&mut objects.communities, o, &name, |x| &x.metadata),
     }
-    errors_of(&objects, ctx)
+    let (built, warnings) = build_with_warnings(&objects, ctx);
+    let mine = |e: &ConfigError| e.kind == kind && e.name == name;
+    let (pending, errors): (Vec<ConfigError>, Vec<ConfigError>) = built
+        .err()
+        .unwrap_or_default()
         .into_iter()
-        .filter(|e| e.kind == kind && e.name == name)
-        .collect()
+        .filter(|e| mine(e))
+        .partition(|e| e.reference);
+    Admission {
+        errors,
+        warnings: pending
+            .iter()
+            .map(|e| {
+                format!("{e}: the configuration waits for it (the last valid one keeps serving)")
+            })
+            .chain(warnings.iter().filter(|e| mine(e)).map(|e| e.to_string()))
+            .chain(deprecated)
+            .collect(),
+    }
 }
 
-/// The errors deleting the object `kind`/`name` would cause in the objects that remain (a
-/// BFDProfile still used by a BGPPeer, a pool or alias still named by an advertisement). The
-/// webhook blocks the delete when this is not empty. Errors that exist already are not counted.
+/// The errors for which the admission webhook refuses `object` ([`admit`]'s errors).
+pub fn validate_object(existing: &Objects, ctx: &Context, object: &Object) -> Vec<ConfigError> {
+    admit(existing, ctx, object).errors
+}
+
+/// Why deleting the object `kind`/`name` is refused, if it is: exactly what MetalLB refuses, a
+/// BFDProfile that a BGPPeer still names. Every other delete is allowed, whatever names the
+/// object (an advertisement's pool, a Community alias): the configuration reports what no
+/// longer resolves, so that `kubectl delete -f` works in any order.
 pub fn validate_delete(
     existing: &Objects,
-    ctx: &Context,
+    _ctx: &Context,
     kind: ObjectKind,
     name: &str,
 ) -> Vec<ConfigError> {
-    let before: BTreeSet<ConfigError> = errors_of(existing, ctx).into_iter().collect();
-    let mut objects = existing.clone();
-    match kind {
-        ObjectKind::IpAddressPool => objects.pools.retain(|x| name_of(&x.metadata) != name),
-        ObjectKind::L2Advertisement => objects
-            .l2_advertisements
-            .retain(|x| name_of(&x.metadata) != name),
-        ObjectKind::BgpAdvertisement => objects
-            .bgp_advertisements
-            .retain(|x| name_of(&x.metadata) != name),
-        ObjectKind::BgpPeer => objects.peers.retain(|x| name_of(&x.metadata) != name),
-        ObjectKind::BfdProfile => objects
-            .bfd_profiles
-            .retain(|x| name_of(&x.metadata) != name),
-        ObjectKind::Community => objects.communities.retain(|x| name_of(&x.metadata) != name),
+    if kind != ObjectKind::BfdProfile {
+        return Vec::new();
     }
-    errors_of(&objects, ctx)
-        .into_iter()
-        .filter(|e| !before.contains(e))
-        .map(|e| ConfigError::new(kind, name, "metadata.name", format!("still in use: {e}")))
+    existing
+        .peers
+        .iter()
+        .filter(|p| p.spec.bfd_profile.as_deref() == Some(name))
+        .map(|p| {
+            ConfigError::new(
+                kind,
+                name,
+                "metadata.name",
+                format!(
+                    "still used by BGPPeer {:?} (spec.bfdProfile); change or delete that peer first",
+                    name_of(&p.metadata)
+                ),
+            )
+        })
         .collect()
 }

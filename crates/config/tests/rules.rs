@@ -2,7 +2,7 @@
 
 use ironlb_api::{LabelSelector, LabelSelectorRequirement, v1beta1, v1beta2};
 use ironlb_config::{
-    ConfigError, Context, Features, Object, ObjectKind, Objects, SecretData, build,
+    ConfigError, Context, Features, Object, ObjectKind, Objects, SecretData, admit, build,
     validate_delete, validate_object,
 };
 use std::collections::BTreeMap;
@@ -305,18 +305,22 @@ fn rule_invalid_selectors() {
     );
 }
 
+fn l2_ad(name: &str, pools: &[&str]) -> v1beta1::L2Advertisement {
+    v1beta1::L2Advertisement::new(
+        name,
+        NS,
+        v1beta1::L2AdvertisementSpec {
+            ip_address_pools: pools.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+}
+
 #[test]
-fn rule_l2_duplicate_pools_and_missing_pool() {
+fn rule_l2_duplicate_pools() {
     let objects = Objects {
         pools: vec![pool("p", &["10.0.0.0/24"])],
-        l2_advertisements: vec![v1beta1::L2Advertisement::new(
-            "l2",
-            NS,
-            v1beta1::L2AdvertisementSpec {
-                ip_address_pools: vec!["p".into(), "p".into(), "gone".into()],
-                ..Default::default()
-            },
-        )],
+        l2_advertisements: vec![l2_ad("l2", &["p", "p"])],
         ..Default::default()
     };
     let errs = errors(&objects);
@@ -327,13 +331,394 @@ fn rule_l2_duplicate_pools_and_missing_pool() {
         "spec.ipAddressPools[1]",
         "duplicate",
     );
+}
+
+#[test]
+fn rule_missing_pool_is_skipped_with_a_warning_not_an_error() {
+    // MetalLB skips a pool name that matches no pool; ironlb does too, and says so.
+    let objects = Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        l2_advertisements: vec![l2_ad("l2", &["p", "gone"])],
+        ..Default::default()
+    };
+    let config = build(&objects, &ctx()).expect("a missing pool does not invalidate");
+    assert_eq!(config.l2_advertisements[0].pools, vec!["p".to_string()]);
     assert_error(
-        &errs,
+        &config.warnings,
         ObjectKind::L2Advertisement,
         "l2",
-        "spec.ipAddressPools[2]",
+        "spec.ipAddressPools[1]",
         "does not exist",
     );
+    // Admission: allowed, with the same warning; the pool created later is picked up.
+    let verdict = admit(
+        &Objects::default(),
+        &ctx(),
+        &Object::L2Advertisement(l2_ad("l2", &["p"])),
+    );
+    assert!(verdict.errors.is_empty(), "{verdict:#?}");
+    assert_eq!(verdict.warnings.len(), 1, "{verdict:#?}");
+    assert!(verdict.warnings[0].contains("IPAddressPool \"p\" does not exist"));
+    let config = build(
+        &Objects {
+            pools: vec![pool("p", &["10.0.0.0/24"])],
+            l2_advertisements: vec![l2_ad("l2", &["p"])],
+            ..Default::default()
+        },
+        &ctx(),
+    )
+    .expect("the pool exists now");
+    assert!(config.warnings.is_empty());
+    assert_eq!(config.l2_advertisements[0].pools, vec!["p".to_string()]);
+}
+
+#[test]
+fn rule_references_are_judged_at_load_not_at_admission() {
+    // A peer naming a BFDProfile and a Secret that do not exist yet, an advertisement using
+    // an alias that does not exist yet: admitted (with warnings), invalid when loaded.
+    let p = peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            bfd_profile: Some("fast".into()),
+            password_secret: Some(k8s_openapi::api::core::v1::SecretReference {
+                name: Some("md5".into()),
+                namespace: None,
+            }),
+            ..peer_spec()
+        },
+    );
+    let ad = bgp_ad(
+        "ad",
+        v1beta1::BgpAdvertisementSpec {
+            communities: vec!["no-export-alias".into(), "64512:1".into()],
+            ..Default::default()
+        },
+    );
+    for object in [
+        Object::Peer(p.clone()),
+        Object::BgpAdvertisement(ad.clone()),
+    ] {
+        let verdict = admit(&Objects::default(), &ctx(), &object);
+        assert!(verdict.errors.is_empty(), "{verdict:#?}");
+        assert!(!verdict.warnings.is_empty(), "{verdict:#?}");
+    }
+    let objects = Objects {
+        peers: vec![p.clone()],
+        bgp_advertisements: vec![ad.clone()],
+        ..Default::default()
+    };
+    let errs = errors(&objects);
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.bfdProfile",
+        "does not exist",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.passwordSecret",
+        "not found",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "ad",
+        "spec.communities[0]",
+        "Community alias",
+    );
+    assert!(errs.iter().all(|e| e.reference), "{errs:#?}");
+    // Once they exist, the same objects load.
+    let objects = Objects {
+        bfd_profiles: vec![v1beta1::BfdProfile::new("fast", NS, Default::default())],
+        secrets: [(
+            "md5".to_string(),
+            SecretData {
+                type_: Some("kubernetes.io/basic-auth".into()),
+                data: [("password".to_string(), "pw".to_string())].into(),
+            },
+        )]
+        .into(),
+        communities: vec![v1beta1::Community::new(
+            "c",
+            NS,
+            v1beta1::CommunitySpec {
+                communities: vec![v1beta1::CommunityAlias {
+                    name: "no-export-alias".into(),
+                    value: "65535:65281".into(),
+                }],
+            },
+        )],
+        ..objects
+    };
+    let config = build(&objects, &ctx()).expect("resolved");
+    assert_eq!(config.peers[0].password.as_deref(), Some("pw"));
+    // A literal community that does not parse is refused at admission as before.
+    let bad = bgp_ad(
+        "bad",
+        v1beta1::BgpAdvertisementSpec {
+            communities: vec!["64512:99999999".into()],
+            ..Default::default()
+        },
+    );
+    let verdict = admit(&Objects::default(), &ctx(), &Object::BgpAdvertisement(bad));
+    assert_error(
+        &verdict.errors,
+        ObjectKind::BgpAdvertisement,
+        "bad",
+        "spec.communities[0]",
+        "",
+    );
+}
+
+#[test]
+fn rule_selector_duplicates_are_refused_as_in_metallb() {
+    let expr = |key: &str, values: &[&str]| LabelSelectorRequirement {
+        key: key.into(),
+        operator: "In".into(),
+        values: Some(values.iter().map(|s| s.to_string()).collect()),
+    };
+    let with = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
+        match_expressions: Some(exprs),
+        match_labels: None,
+    };
+    let field = "spec.nodeSelectors";
+    // (selectors, expected field of the error, or None when admitted)
+    let table: Vec<(Vec<LabelSelector>, Option<&str>, &str)> = vec![
+        (vec![with(vec![expr("k", &["a", "b"])])], None, ""),
+        (
+            vec![with(vec![expr("k", &["a", "b", "a"])])],
+            Some("[0].matchExpressions[0].values[2]"),
+            "duplicate value \"a\"",
+        ),
+        (
+            vec![with(vec![expr("k", &["a", "b"]), expr("k", &["b", "a"])])],
+            Some("[0].matchExpressions[1]"),
+            "duplicate match expression",
+        ),
+        (
+            vec![with(vec![expr("k", &["a"]), expr("k", &["b"])])],
+            None,
+            "",
+        ),
+        (
+            vec![
+                with(vec![expr("k", &["a", "b"])]),
+                with(vec![expr("k", &["b", "a"])]),
+            ],
+            Some("[1]"),
+            "duplicate selector",
+        ),
+    ];
+    for (selectors, want, needle) in table {
+        let objects = Objects {
+            pools: vec![pool("p", &["10.0.0.0/24"])],
+            l2_advertisements: vec![v1beta1::L2Advertisement::new(
+                "l2",
+                NS,
+                v1beta1::L2AdvertisementSpec {
+                    node_selectors: selectors.clone(),
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        };
+        let errs = errors(&objects);
+        match want {
+            None => assert!(errs.is_empty(), "{selectors:?}: {errs:#?}"),
+            Some(suffix) => assert_error(
+                &errs,
+                ObjectKind::L2Advertisement,
+                "l2",
+                &format!("{field}{suffix}"),
+                needle,
+            ),
+        }
+    }
+}
+
+#[test]
+fn rule_local_pref_and_prepend_conflicts_skip_service_selectors() {
+    let ad = |name: &str, local_pref: u32, prepend: Option<u8>, svc: bool| {
+        bgp_ad(
+            name,
+            v1beta1::BgpAdvertisementSpec {
+                ip_address_pools: vec!["p".into()],
+                local_pref: Some(local_pref),
+                as_path_prepend: prepend,
+                service_selectors: if svc {
+                    vec![sel("app", "In", &[name])]
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            },
+        )
+    };
+    let objects = |a, b| Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        bgp_advertisements: vec![a, b],
+        ..Default::default()
+    };
+    // MetalLB's documented split of one pool's Services by serviceSelectors.
+    assert!(errors(&objects(ad("a", 100, None, true), ad("b", 200, None, true))).is_empty());
+    assert!(
+        errors(&objects(
+            ad("a", 100, None, true),
+            ad("b", 200, None, false)
+        ))
+        .is_empty()
+    );
+    let errs = errors(&objects(
+        ad("a", 100, None, false),
+        ad("b", 200, None, false),
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "a",
+        "spec.localPref",
+        "conflicts",
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "b",
+        "spec.localPref",
+        "conflicts",
+    );
+    // asPathPrepend follows the same rule.
+    let errs = errors(&objects(
+        ad("a", 100, Some(2), false),
+        ad("b", 100, None, false),
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "a",
+        "spec.asPathPrepend",
+        "conflicts",
+    );
+    assert!(
+        errs.iter().all(|e| e.field == "spec.asPathPrepend"),
+        "{errs:#?}"
+    );
+    assert!(
+        errors(&objects(
+            ad("a", 100, Some(2), true),
+            ad("b", 100, None, false)
+        ))
+        .is_empty()
+    );
+    let config = build(
+        &objects(ad("a", 100, Some(3), false), ad("b", 100, Some(3), false)),
+        &ctx(),
+    )
+    .expect("equal prepends do not conflict");
+    assert_eq!(config.bgp_advertisements[0].as_path_prepend, 3);
+    // Out of range (the CRD schema refuses it too) and not served by a build without it.
+    let errs = errors(&objects(
+        ad("a", 100, Some(11), false),
+        ad("b", 100, None, true),
+    ));
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "a",
+        "spec.asPathPrepend",
+        "1-10",
+    );
+    let no_prepend = Context {
+        features: Features {
+            as_path_prepend: false,
+            ..Features::all()
+        },
+        ..ctx()
+    };
+    let errs = errors_with(
+        &objects(ad("a", 100, Some(1), false), ad("b", 100, Some(1), true)),
+        &no_prepend,
+    );
+    assert_error(
+        &errs,
+        ObjectKind::BgpAdvertisement,
+        "a",
+        "spec.asPathPrepend",
+        "not supported",
+    );
+}
+
+#[test]
+fn rule_local_asn_replaces_my_asn_on_the_session() {
+    let table = [
+        // (myASN, localASN, peerASN, effective AS, eBGP multi-hop allowed)
+        (64500, None, 64501, 64500, true),
+        (64500, Some(65010), 64501, 65010, true),
+        // localASN equal to the peer's AS makes the session iBGP: multi-hop is refused.
+        (64500, Some(64501), 64501, 64501, false),
+    ];
+    for (my, local, remote, effective, multihop_ok) in table {
+        let p = peer(
+            "p",
+            v1beta2::BgpPeerSpec {
+                my_asn: my,
+                local_asn: local,
+                peer_asn: Some(remote),
+                ebgp_multi_hop: Some(true),
+                ..peer_spec()
+            },
+        );
+        let objects = peers_only(vec![p]);
+        match build(&objects, &ctx()) {
+            Ok(config) => {
+                assert!(multihop_ok);
+                assert_eq!(config.peers[0].my_asn, effective);
+            }
+            Err(errs) => {
+                assert!(!multihop_ok, "{errs:#?}");
+                assert_error(&errs, ObjectKind::BgpPeer, "p", "spec.ebgpMultiHop", "iBGP");
+            }
+        }
+    }
+    let errs = errors(&peers_only(vec![peer(
+        "p",
+        v1beta2::BgpPeerSpec {
+            local_asn: Some(0),
+            ..peer_spec()
+        },
+    )]));
+    assert_error(
+        &errs,
+        ObjectKind::BgpPeer,
+        "p",
+        "spec.localASN",
+        "must not be 0",
+    );
+}
+
+#[test]
+fn rule_disable_mp_is_admitted_with_a_deprecation_warning() {
+    for disable_mp in [false, true] {
+        let p = peer(
+            "p",
+            v1beta2::BgpPeerSpec {
+                disable_mp,
+                ..peer_spec()
+            },
+        );
+        let verdict = admit(&Objects::default(), &ctx(), &Object::Peer(p));
+        assert!(verdict.errors.is_empty(), "{verdict:#?}");
+        assert_eq!(
+            verdict
+                .warnings
+                .iter()
+                .any(|w| w.contains("spec.disableMP is deprecated")),
+            disable_mp,
+            "{verdict:#?}"
+        );
+    }
 }
 
 fn with_ad(pools: Vec<v1beta1::IpAddressPool>, spec: v1beta1::BgpAdvertisementSpec) -> Objects {
@@ -1050,9 +1435,24 @@ fn rule_delete_referenced_bfd_profile() {
         ObjectKind::BfdProfile,
         "fast",
         "metadata.name",
-        "still in use",
+        "still used by BGPPeer \"p\"",
     );
     assert!(validate_delete(&objects, &ctx(), ObjectKind::BgpPeer, "p").is_empty());
+    // Every other delete is allowed, whatever names the object (MetalLB refuses only this one).
+    let objects = Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        l2_advertisements: vec![l2_ad("l2", &["p"])],
+        ..objects
+    };
+    for kind in [
+        ObjectKind::IpAddressPool,
+        ObjectKind::L2Advertisement,
+        ObjectKind::BgpAdvertisement,
+        ObjectKind::Community,
+    ] {
+        assert!(validate_delete(&objects, &ctx(), kind, "p").is_empty());
+    }
+    assert!(validate_delete(&objects, &ctx(), ObjectKind::BfdProfile, "other").is_empty());
 }
 
 #[test]

@@ -100,9 +100,25 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
     );
     rejected(
         &env,
-        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2bad, namespace: metallb-system}\nspec: {ipAddressPools: [nosuch]}\n",
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2bad, namespace: metallb-system}\nspec: {ipAddressPools: [good, good]}\n",
         "l2advertisementvalidationwebhook.metallb.io",
-        &["spec.ipAddressPools[0]", "nosuch"],
+        &["spec.ipAddressPools[1]", "duplicate"],
+    );
+    // A pool that does not exist (yet) is no reason to refuse: MetalLB admits it too, and the
+    // pool is picked up when it is created.
+    apply_ok(
+        &env.lab,
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2later, namespace: metallb-system}\nspec: {ipAddressPools: [later]}\n",
+    );
+    // Selectors are as strict as MetalLB's: a repeated value in a match expression.
+    rejected(
+        &env,
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2dupvalue, namespace: metallb-system}\nspec: {nodeSelectors: [{matchExpressions: [{key: k, operator: In, values: [a, a]}]}]}\n",
+        "l2advertisementvalidationwebhook.metallb.io",
+        &[
+            "spec.nodeSelectors[0].matchExpressions[0].values[1]",
+            "duplicate value",
+        ],
     );
     rejected(
         &env,
@@ -128,12 +144,11 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
         &env.lab,
         "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: peergood, namespace: metallb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: \"10.0.0.1\", enableGracefulRestart: true}\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: bgpgood, namespace: metallb-system}\nspec: {ipAddressPools: [good], communities: [\"64512:1\", \"large:1:2:3\"]}\n",
     );
-    // ... and an advertisement naming no existing pool is refused for that.
-    rejected(
-        &env,
-        "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: bgpnopool, namespace: metallb-system}\nspec: {ipAddressPools: [nosuch]}\n",
-        "bgpadvertisementvalidationwebhook.metallb.io",
-        &["spec.ipAddressPools[0]", "nosuch"],
+    // ... and so are an advertisement naming no existing pool and a peer naming a BFDProfile
+    // and a Secret that do not exist yet (any apply order works, as in MetalLB).
+    apply_ok(
+        &env.lab,
+        "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: bgpnopool, namespace: metallb-system}\nspec: {ipAddressPools: [nosuch], communities: [later-alias]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: peerlater, namespace: metallb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: \"10.0.0.3\", bfdProfile: later, passwordSecret: {name: later}}\n",
     );
     // BFD is served (a peer naming a profile is accepted), with its Echo function: a profile
     // with echoMode is accepted.
@@ -158,18 +173,20 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
         &["spec.communities[0].value"],
     );
 
-    // Deleting a pool an advertisement still names is refused too.
+    // Deleting a BFDProfile a peer uses is the one delete refused (as in MetalLB)...
     let out = env
         .lab
         .kubectl()
-        .args(["-n", "metallb-system", "delete", "ipaddresspool", "good"])
+        .args(["-n", "metallb-system", "delete", "bfdprofile", "fast"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("still in use") && err.contains("L2Advertisement \"l2\""),
-        "{err}"
+    assert!(err.contains("still used by BGPPeer \"peerbfd\""), "{err}");
+    // ... and a pool an advertisement still names is deleted at once.
+    kubectl(
+        &env.lab,
+        &["-n", "metallb-system", "delete", "ipaddresspool", "good"],
     );
 
     // The conversion endpoint over the same TLS, trusted through the CA from the Secret.

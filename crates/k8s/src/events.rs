@@ -174,6 +174,18 @@ pub fn service_reference(namespace: &str, name: &str, uid: &str) -> ObjectRefere
     }
 }
 
+/// A reference to the ConfigurationState `namespace/name` (for Events about the
+/// configuration a component loaded or refused).
+pub fn configuration_state_reference(namespace: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("metallb.io/v1beta1".into()),
+        kind: Some("ConfigurationState".into()),
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

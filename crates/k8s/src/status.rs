@@ -1,7 +1,8 @@
 //! Writers of the status objects: `ConfigurationState` and `IPAddressPool.status`.
 //!
 //! ```text
-//!   ConfigurationState <ns>/<name>   status {result: Valid|Invalid, errorSummary}
+//!   ConfigurationState <ns>/<name>   status {result: Valid|Invalid, errorSummary,
+//!                                            conditions: [Valid: True|False, reason, message]}
 //!   IPAddressPool <ns>/<pool>        status {assignedIPv4, assignedIPv6, availableIPv4, availableIPv6}
 //! ```
 
@@ -9,6 +10,7 @@ use ironlb_api::v1beta1::{
     ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IpAddressPool,
     IpAddressPoolStatus,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
@@ -25,6 +27,46 @@ pub async fn write_configuration_state(
     result: ConfigurationResult,
     error_summary: Option<String>,
 ) -> Result<(), kube::Error> {
+    write_configuration_verdict(client, namespace, name, result, error_summary, &[]).await
+}
+
+/// The one condition ironlb writes on a ConfigurationState: `Valid`, whose message says what
+/// is wrong (`Invalid`) or what was skipped although the configuration loaded (`warnings`,
+/// e.g. an advertisement naming a pool that does not exist yet).
+pub fn configuration_condition(
+    result: ConfigurationResult,
+    error_summary: Option<&str>,
+    warnings: &[String],
+) -> Condition {
+    let (status, reason, message) = match result {
+        ConfigurationResult::Valid if warnings.is_empty() => ("True", "Loaded", String::new()),
+        ConfigurationResult::Valid => ("True", "LoadedWithWarnings", self::error_summary(warnings)),
+        ConfigurationResult::Invalid => (
+            "False",
+            "ConfigError",
+            error_summary.unwrap_or_default().to_string(),
+        ),
+        ConfigurationResult::Unknown => ("Unknown", "Unknown", String::new()),
+    };
+    Condition {
+        type_: "Valid".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        observed_generation: None,
+    }
+}
+
+/// [`write_configuration_state`] with the warnings of a configuration that loaded.
+pub async fn write_configuration_verdict(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    result: ConfigurationResult,
+    error_summary: Option<String>,
+    warnings: &[String],
+) -> Result<(), kube::Error> {
     let api: Api<ConfigurationState> = Api::namespaced(client.clone(), namespace);
     let object = ConfigurationState {
         metadata: kube::api::ObjectMeta {
@@ -39,10 +81,11 @@ pub async fn write_configuration_state(
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(e),
     }
+    let condition = configuration_condition(result, error_summary.as_deref(), warnings);
     let status = ConfigurationStateStatus {
         result: Some(result),
         error_summary: Some(error_summary.unwrap_or_default()),
-        conditions: Vec::new(),
+        conditions: vec![condition],
     };
     let patch = serde_json::json!({ "status": status });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -46,6 +46,11 @@ pub struct BgpAdvertisementSpec {
     /// The LOCAL_PREF attribute (sent to iBGP peers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_pref: Option<u32>,
+    /// Prepend our AS number this many times (1-10) to the AS_PATH of these prefixes on eBGP
+    /// sessions, to make the path look longer (MetalLB v0.16.2; there in frr-k8s mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub as_path_prepend: Option<u8>,
     /// Communities: `a:b` (standard), `large:a:b:c` (large) or the name of a Community alias.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<String>,
@@ -73,6 +78,7 @@ impl Default for BgpAdvertisementSpec {
             aggregation_length: default_aggregation_length(),
             aggregation_length_v6: default_aggregation_length_v6(),
             local_pref: None,
+            as_path_prepend: None,
             communities: Vec::new(),
             ip_address_pools: Vec::new(),
             ip_address_pool_selectors: Vec::new(),

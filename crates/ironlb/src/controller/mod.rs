@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use writer::{Feedback, Writer};
 
@@ -302,8 +302,8 @@ struct Controller {
     webhook_ready: Arc<AtomicBool>,
 }
 
-/// The last ConfigurationState written: (valid, summary).
-type Verdict = (bool, String);
+/// The last ConfigurationState written: (valid, error summary, warnings).
+type Verdict = (bool, String, Vec<String>);
 
 impl Controller {
     async fn run(self, mut changes: mpsc::Receiver<Change>) -> Result<()> {
@@ -398,7 +398,13 @@ impl Controller {
                             Ok(config) => {
                                 self.k8s_metrics.config_loaded.set(1);
                                 self.k8s_metrics.config_stale.set(0);
-                                self.report(&mut last_verdict, (true, String::new()));
+                                let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
+                                if last_verdict.as_ref().is_none_or(|v| v.2 != warnings) {
+                                    for w in &warnings {
+                                        tracing::warn!(warning = %w, "configuration loaded with a part skipped");
+                                    }
+                                }
+                                self.report(&mut last_verdict, (true, String::new(), warnings), &events);
                                 if all_synced || state.started() {
                                     acts = state.set_config(config, &ns_labels);
                                 } else {
@@ -409,7 +415,7 @@ impl Controller {
                                 let summary = ironlb_k8s::status::error_summary(&errors);
                                 tracing::error!(errors = %summary, "invalid configuration; keeping the last good one");
                                 if state.config().is_some() { self.k8s_metrics.config_stale.set(1); }
-                                self.report(&mut last_verdict, (false, summary));
+                                self.report(&mut last_verdict, (false, summary, Vec::new()), &events);
                             }
                         }
                     }
@@ -419,6 +425,7 @@ impl Controller {
                     if state.take_pools_dirty() {
                         self.publish_pools(&state, &mut known_pools);
                     }
+                    acts.extend(state.due_failures(Instant::now(), state::FAILURE_GRACE));
                     acts
                 }
             };
@@ -455,28 +462,38 @@ impl Controller {
         }
     }
 
-    /// Writes the ConfigurationState when the verdict changed.
-    fn report(&self, last: &mut Option<Verdict>, verdict: Verdict) {
+    /// Writes the ConfigurationState when the verdict changed, with a Warning Event on it when
+    /// the configuration became invalid.
+    fn report(&self, last: &mut Option<Verdict>, verdict: Verdict, events: &EventSink) {
         if last.as_ref() == Some(&verdict) {
             return;
         }
         *last = Some(verdict.clone());
         let client = self.client.clone();
         let ns = self.args.namespace.clone();
+        let (valid, summary, warnings) = verdict;
+        if !valid {
+            events.publish(Pending {
+                regarding: ironlb_k8s::events::configuration_state_reference(&ns, "controller"),
+                type_: ironlb_k8s::events::Kind::Warning,
+                reason: "ConfigurationInvalid",
+                note: format!("keeping the last valid configuration: {summary}"),
+            });
+        }
         tokio::spawn(async move {
-            let (valid, summary) = verdict;
             let result = if valid {
                 ConfigurationResult::Valid
             } else {
                 ConfigurationResult::Invalid
             };
             let summary = (!summary.is_empty()).then_some(summary);
-            if let Err(e) = ironlb_k8s::status::write_configuration_state(
+            if let Err(e) = ironlb_k8s::status::write_configuration_verdict(
                 &client,
                 &ns,
                 "controller",
                 result,
                 summary,
+                &warnings,
             )
             .await
             {

@@ -8,6 +8,11 @@
 //! Nothing is decided before [`State::start`]: at start-up every existing assignment is
 //! restored into the allocator (oldest Service first) before anything new is handed out, so a
 //! restart never moves or duplicates an address.
+//!
+//! A failure to allocate is reported (`AllocationFailed`) only once it has lasted
+//! [`FAILURE_GRACE`] ([`State::due_failures`]): a Service applied together with its pool is
+//! often seen an instant before the pool (two watches), and a user reading Events should not
+//! see a failure that never was.
 
 use ironlb_allocator::{Allocator, Claim, ServiceKey};
 use ironlb_config::Config;
@@ -15,6 +20,20 @@ use ironlb_k8s::ServiceInfo;
 use ironlb_k8s::metrics::PoolFigures;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// How long an allocation failure must last before it is reported. Longer than the skew
+/// between the Service watch and the configuration watches plus one configuration rebuild.
+pub const FAILURE_GRACE: Duration = Duration::from_secs(1);
+
+/// A failure to allocate that is not reported yet.
+#[derive(Debug, Clone)]
+struct PendingFailure {
+    uid: String,
+    note: String,
+    /// When [`State::due_failures`] first saw it.
+    seen: Option<Instant>,
+}
 
 /// Normal or Warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +92,8 @@ pub struct State {
     started: bool,
     warned_deprecated: HashSet<ServiceKey>,
     last_failure: HashMap<ServiceKey, String>,
+    /// Failures not reported yet (see [`FAILURE_GRACE`]).
+    pending_failures: HashMap<ServiceKey, PendingFailure>,
     pools_dirty: bool,
     /// Addresses were freed since the last [`State::retry_failed`].
     freed: bool,
@@ -178,6 +199,7 @@ impl State {
         self.written.remove(key);
         self.warned_deprecated.remove(key);
         self.last_failure.remove(key);
+        self.pending_failures.remove(key);
         if self.allocator.release(key).is_some() {
             self.pools_dirty = true;
             self.freed = true;
@@ -307,6 +329,8 @@ impl State {
         };
         let info = info.clone();
         if !info.is_ours(self.lb_class.as_deref()) {
+            self.last_failure.remove(key);
+            self.pending_failures.remove(key);
             let held = self.allocator.release(key);
             if held.is_some() {
                 self.pools_dirty = true;
@@ -357,6 +381,7 @@ impl State {
         match result {
             Ok(a) => {
                 self.last_failure.remove(key);
+                self.pending_failures.remove(key);
                 let (cur_ips, _) = self.current(&info);
                 if !same_set(&cur_ips, &a.ips) {
                     acts.push(Action::Event {
@@ -376,18 +401,47 @@ impl State {
                 let note = format!("Failed to allocate IP for \"{key}\": {e}");
                 if self.last_failure.get(key) != Some(&note) {
                     self.last_failure.insert(key.clone(), note.clone());
-                    acts.push(Action::Event {
-                        key: key.clone(),
-                        uid: info.uid.clone(),
-                        type_: EventType::Warning,
-                        reason: "AllocationFailed",
-                        note,
-                    });
+                    let seen = self.pending_failures.get(key).and_then(|p| p.seen);
+                    self.pending_failures.insert(
+                        key.clone(),
+                        PendingFailure {
+                            uid: info.uid.clone(),
+                            note,
+                            seen,
+                        },
+                    );
                 }
                 self.write(&info, Vec::new(), None, &mut acts);
             }
         }
         acts
+    }
+
+    /// The `AllocationFailed` Events of failures that have lasted `grace` (the runtime calls
+    /// this on its tick with [`FAILURE_GRACE`]). A failure is first stamped with `now`, then
+    /// reported on a later call; a Service that got its address in between is never reported.
+    pub fn due_failures(&mut self, now: Instant, grace: Duration) -> Vec<Action> {
+        let mut due: Vec<ServiceKey> = Vec::new();
+        for (key, p) in &mut self.pending_failures {
+            match p.seen {
+                None => p.seen = Some(now),
+                Some(seen) if now.saturating_duration_since(seen) >= grace => due.push(key.clone()),
+                Some(_) => {}
+            }
+        }
+        due.sort();
+        due.into_iter()
+            .filter_map(|key| {
+                let p = self.pending_failures.remove(&key)?;
+                Some(Action::Event {
+                    key,
+                    uid: p.uid,
+                    type_: EventType::Warning,
+                    reason: "AllocationFailed",
+                    note: p.note,
+                })
+            })
+            .collect()
     }
 
     /// What the Service has (or will have once our pending write lands).
@@ -556,14 +610,53 @@ mod tests {
         st.start(mk_config(("10.0.0.150", "10.0.0.150")), &no_labels);
         st.upsert(mk_info("a", 1, &[]), &no_labels);
         let acts = st.upsert(mk_info("b", 2, &[]), &no_labels);
-        assert_eq!(reasons(&acts, "b"), vec!["AllocationFailed"]);
+        assert!(
+            reasons(&acts, "b").is_empty(),
+            "reported only once it lasts"
+        );
+        let t0 = Instant::now();
+        assert!(st.due_failures(t0, FAILURE_GRACE).is_empty(), "stamped");
         // The same failure again is not reported twice.
         assert!(st.upsert(mk_info("b", 2, &[]), &no_labels).is_empty());
+        let acts = st.due_failures(t0 + FAILURE_GRACE, FAILURE_GRACE);
+        assert_eq!(reasons(&acts, "b"), vec!["AllocationFailed"]);
+        assert!(
+            st.due_failures(t0 + FAILURE_GRACE * 2, FAILURE_GRACE)
+                .is_empty()
+        );
         st.remove(&ServiceKey::new("ns", "a"));
         let acts = st.retry_failed(&no_labels);
         assert_eq!(
             writes(&acts),
             vec![("b".into(), vec!["10.0.0.150".parse().unwrap()])]
         );
+    }
+
+    #[test]
+    fn a_failure_that_ends_within_the_grace_is_never_reported() {
+        // The Service is seen before the pool it needs (one `kubectl apply` of both).
+        let mut st = State::new(None);
+        st.start(mk_config(("10.0.0.150", "10.0.0.150")), &no_labels);
+        st.upsert(mk_info("a", 1, &[]), &no_labels);
+        let t0 = Instant::now();
+        assert!(reasons(&st.upsert(mk_info("b", 2, &[]), &no_labels), "b").is_empty());
+        assert!(st.due_failures(t0, FAILURE_GRACE).is_empty());
+        // The pool grows before the grace is over: b gets its address, and no failure at all.
+        let acts = st.set_config(mk_config(("10.0.0.150", "10.0.0.151")), &no_labels);
+        assert_eq!(reasons(&acts, "b"), vec!["IPAllocated"]);
+        assert!(
+            st.due_failures(t0 + FAILURE_GRACE * 3, FAILURE_GRACE)
+                .is_empty()
+        );
+        // A later failure of the same Service is reported as usual.
+        st.remove(&ServiceKey::new("ns", "a"));
+        st.remove(&ServiceKey::new("ns", "b"));
+        st.upsert(mk_info("c", 3, &[]), &no_labels);
+        st.upsert(mk_info("d", 4, &[]), &no_labels);
+        st.upsert(mk_info("b", 5, &[]), &no_labels);
+        let t1 = t0 + FAILURE_GRACE * 4;
+        assert!(st.due_failures(t1, FAILURE_GRACE).is_empty());
+        let acts = st.due_failures(t1 + FAILURE_GRACE, FAILURE_GRACE);
+        assert_eq!(reasons(&acts, "b"), vec!["AllocationFailed"]);
     }
 }

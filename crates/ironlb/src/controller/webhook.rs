@@ -451,34 +451,35 @@ fn parse_object(kind: ObjectKind, mut value: Value, namespace: &str) -> Result<O
     })
 }
 
-/// The verdict on one admission request: `Ok(())` allowed, `Err(message)` denied.
+/// The verdict on one admission request: `Ok(warnings)` allowed (with what `kubectl` should
+/// print as warnings), `Err(message)` denied.
 pub fn review(
     kind: ObjectKind,
     request: &Value,
     existing: &ironlb_config::Objects,
     ctx: &Context,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let namespace = request["namespace"].as_str().unwrap_or_default();
     let name = request["name"].as_str().unwrap_or_default();
     match request["operation"].as_str() {
         Some("DELETE") => {
             let errors = ironlb_config::validate_delete(existing, ctx, kind, name);
             if errors.is_empty() {
-                Ok(())
+                Ok(Vec::new())
             } else {
                 Err(join(&errors))
             }
         }
         Some("CREATE") | Some("UPDATE") => {
             let object = parse_object(kind, request["object"].clone(), namespace)?;
-            let errors = ironlb_config::validate_object(existing, ctx, &object);
-            if errors.is_empty() {
-                Ok(())
+            let verdict = ironlb_config::admit(existing, ctx, &object);
+            if verdict.errors.is_empty() {
+                Ok(verdict.warnings)
             } else {
-                Err(join(&errors))
+                Err(join(&verdict.errors))
             }
         }
-        _ => Ok(()),
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -499,22 +500,24 @@ async fn validate(
     let uid = request["uid"].clone();
     let verdict = match kind_of_path(&hook) {
         Some(kind) => match review(kind, request, &wh.stores.objects(), &wh.ctx) {
-            Ok(()) => Ok(()),
+            Ok(warnings) if warnings.is_empty() => Ok(warnings),
             // The stores may not have seen a write made an instant ago (the pool an
-            // advertisement names, in the same `kubectl apply`): before denying, look again at
-            // what the API server holds now. Denials are rare, so the extra reads are cheap.
-            Err(cached) => match ironlb_k8s::fetch_objects(&wh.client, &wh.ctx.namespace).await {
+            // advertisement names, the other half of a conflict, in the same `kubectl
+            // apply`): before denying or warning, look again at what the API server holds
+            // now. Both are rare, so the extra reads are cheap.
+            cached => match ironlb_k8s::fetch_objects(&wh.client, &wh.ctx.namespace).await {
                 Ok(live) => review(kind, request, &live, &wh.ctx),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot re-read the configuration; judging from the cache");
-                    Err(cached)
+                    cached
                 }
             },
         },
         None => Err(format!("no webhook at /{hook}")),
     };
     let response = match verdict {
-        Ok(()) => json!({"uid": uid, "allowed": true}),
+        Ok(warnings) if warnings.is_empty() => json!({"uid": uid, "allowed": true}),
+        Ok(warnings) => json!({"uid": uid, "allowed": true, "warnings": warnings}),
         Err(message) => {
             tracing::info!(hook, %message, "admission denied");
             json!({"uid": uid, "allowed": false, "status": {"code": 422, "reason": "Invalid", "message": message}})
@@ -619,6 +622,58 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn references_and_deprecations_are_admitted_with_warnings() {
+        let ctx = Context {
+            features: crate::controller::features(),
+            ..Context::default()
+        };
+        let req = json!({
+            "operation": "CREATE", "namespace": "metallb-system", "name": "p",
+            "object": {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+                "metadata": {"name": "p"},
+                "spec": {"myASN": 64513, "peerASN": 64512, "peerAddress": "10.0.0.1",
+                    "bfdProfile": "later", "passwordSecret": {"name": "later"}, "disableMP": true}},
+        });
+        let none = ironlb_config::Objects::default();
+        let warnings = review(ObjectKind::BgpPeer, &req, &none, &ctx).unwrap();
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0..2].iter().any(|w| w.contains("spec.bfdProfile")));
+        assert!(
+            warnings[0..2]
+                .iter()
+                .any(|w| w.contains("spec.passwordSecret"))
+        );
+        assert!(warnings[2].contains("spec.disableMP is deprecated"));
+        // The same peer with a real error is still refused, naming only that error.
+        let mut bad = req.clone();
+        bad["object"]["spec"]["holdTime"] = json!("1s");
+        let err = review(ObjectKind::BgpPeer, &bad, &none, &ctx).unwrap_err();
+        assert!(
+            err.contains("spec.holdTime") && !err.contains("bfdProfile"),
+            "{err}"
+        );
+        // Deletes are refused only for a BFDProfile a peer names.
+        let peer: ironlb_api::v1beta2::BgpPeer =
+            serde_json::from_value(req["object"].clone()).unwrap();
+        let with_peer = ironlb_config::Objects {
+            peers: vec![peer],
+            ..Default::default()
+        };
+        let delete = |kind, name: &str| {
+            review(
+                kind,
+                &json!({"operation": "DELETE", "namespace": "metallb-system", "name": name}),
+                &with_peer,
+                &ctx,
+            )
+        };
+        let err = delete(ObjectKind::BfdProfile, "later").unwrap_err();
+        assert!(err.contains("still used by BGPPeer \"p\""), "{err}");
+        assert_eq!(delete(ObjectKind::BfdProfile, "other"), Ok(Vec::new()));
+        assert_eq!(delete(ObjectKind::IpAddressPool, "any"), Ok(Vec::new()));
     }
 
     #[test]
