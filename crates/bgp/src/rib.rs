@@ -33,6 +33,9 @@ pub struct RouteAttributes {
     pub communities: Vec<Community>,
     /// Large communities.
     pub large_communities: Vec<LargeCommunity>,
+    /// How many more times our AS goes before the path on eBGP sessions (`asPathPrepend`):
+    /// the AS_PATH then holds `1 + as_path_prepend` copies of it. Ignored on iBGP sessions.
+    pub as_path_prepend: u8,
 }
 
 /// The prefixes the speaker wants announced, with their attributes.
@@ -82,6 +85,22 @@ impl SessionParams {
         }
     }
 
+    /// The AS_PATH we originate with, `prepend` extra copies of our AS on eBGP.
+    ///
+    /// eBGP: our AS once (RFC 4271 §5.1.2), then `prepend` more — what FRR sends for MetalLB's
+    /// `set as-path prepend <myASN>` repeated `prepend` times, applied before FRR adds its own
+    /// AS, so a router sees `1 + prepend` copies. iBGP: empty, prepend or not. A path prepended
+    /// with our own AS would look like a loop to the router in that same AS (RFC 4271 §9.1.2,
+    /// FRR drops it unless `allowas-in`), and inside one AS LOCAL_PREF is the knob that ranks
+    /// routes, before path length is looked at.
+    fn as_path(&self, prepend: u8) -> AsPath {
+        if self.ebgp {
+            AsPath::sequence(vec![self.local_as; 1 + usize::from(prepend)])
+        } else {
+            AsPath::default()
+        }
+    }
+
     /// The path attributes (without NLRI) for a group.
     fn path_attributes(&self, attrs: &RouteAttributes) -> PathAttributes {
         let mut communities = attrs.communities.clone();
@@ -92,11 +111,7 @@ impl SessionParams {
         large.dedup();
         PathAttributes {
             origin: Some(Origin::Igp),
-            as_path: Some(if self.ebgp {
-                AsPath::sequence(vec![self.local_as])
-            } else {
-                AsPath::default()
-            }),
+            as_path: Some(self.as_path(attrs.as_path_prepend)),
             med: attrs.med,
             // RFC 4271 §5.1.5: LOCAL_PREF is mandatory towards internal peers (FRR treats an
             // iBGP UPDATE without it as a withdrawal).

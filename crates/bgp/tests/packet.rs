@@ -12,6 +12,7 @@ use ironlb_bgp::packet::message::{
     Message, NotificationMessage, OpenMessage, RouteRefreshMessage, UpdateMessage,
 };
 use ironlb_bgp::packet::{DecodeContext, MAX_MESSAGE_LEN};
+use ironlb_bgp::rib::{RouteAttributes, SessionParams, pack_updates};
 use std::net::Ipv4Addr;
 
 const AS4: DecodeContext = DecodeContext {
@@ -305,6 +306,169 @@ fn update_ipv6_with_link_local_next_hop_decodes() {
             ..
         })
     ));
+}
+
+// ---- AS_PATH prepending (asPathPrepend) ---------------------------------------------------
+
+/// The one UPDATE the packer makes for 10.0.0.150/32 (next hop 10.0.0.231) with
+/// `asPathPrepend: prepend`, from `local_as` on an eBGP or iBGP session of that ASN width.
+fn prepended_update(local_as: u32, ebgp: bool, four_octet_as: bool, prepend: u8) -> UpdateMessage {
+    let params = SessionParams {
+        local_as,
+        ebgp,
+        four_octet_as,
+        families: vec![Family::IPV4_UNICAST],
+        ipv4_next_hop: Some(Ipv4Addr::new(10, 0, 0, 231)),
+        ipv6_next_hop: None,
+    };
+    let attrs = RouteAttributes {
+        as_path_prepend: prepend,
+        ..RouteAttributes::default()
+    };
+    let mut updates = pack_updates(&[("10.0.0.150/32".parse().unwrap(), attrs)], &[], &params);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    updates.remove(0)
+}
+
+#[test]
+fn ebgp_prepend_repeats_our_as_in_one_sequence() {
+    // asPathPrepend 3: four copies of 64513 in one AS_SEQUENCE (type 2, count 4).
+    let u = prepended_update(64513, true, true, 3);
+    assert_eq!(u.attributes.as_path, Some(AsPath::sequence(vec![64513; 4])));
+    let bytes = message(
+        2,
+        "0000 0020
+         40 01 01 00
+         40 02 12 02 04 0000fc01 0000fc01 0000fc01 0000fc01
+         40 03 04 0a0000e7
+         20 0a000096",
+    );
+    roundtrip(&Message::Update(u), &bytes, AS4);
+    // No prepend: our AS once, as before.
+    let plain = prepended_update(64513, true, true, 0);
+    assert_eq!(
+        plain.attributes.as_path,
+        Some(AsPath::sequence(vec![64513]))
+    );
+    roundtrip(
+        &Message::Update(plain),
+        &message(
+            2,
+            "0000 0014 40 01 01 00 40 02 06 02 01 0000fc01 40 03 04 0a0000e7 20 0a000096",
+        ),
+        AS4,
+    );
+}
+
+#[test]
+fn ebgp_prepend_of_a_four_octet_asn() {
+    let u = prepended_update(4_200_000_000, true, true, 3);
+    let bytes = message(
+        2,
+        "0000 0020
+         40 01 01 00
+         40 02 12 02 04 fa56ea00 fa56ea00 fa56ea00 fa56ea00
+         40 03 04 0a0000e7
+         20 0a000096",
+    );
+    roundtrip(&Message::Update(u), &bytes, AS4);
+}
+
+#[test]
+fn ebgp_prepend_on_a_two_octet_session() {
+    // A 2-octet ASN goes as it is, two octets each, and needs no AS4_PATH.
+    let u = prepended_update(64513, true, false, 3);
+    let bytes = message(
+        2,
+        "0000 0018
+         40 01 01 00
+         40 02 0a 02 04 fc01 fc01 fc01 fc01
+         40 03 04 0a0000e7
+         20 0a000096",
+    );
+    roundtrip(&Message::Update(u), &bytes, AS2);
+    // A 4-octet ASN: AS_TRANS four times in AS_PATH, the real path in AS4_PATH (RFC 6793
+    // §4.2.2); the receiver merges them back into four copies of our ASN.
+    let u = prepended_update(4_200_000_000, true, false, 3);
+    let bytes = message(
+        2,
+        "0000 002d
+         40 01 01 00
+         40 02 0a 02 04 5ba0 5ba0 5ba0 5ba0
+         40 03 04 0a0000e7
+         c0 11 12 02 04 fa56ea00 fa56ea00 fa56ea00 fa56ea00
+         20 0a000096",
+    );
+    roundtrip(&Message::Update(u), &bytes, AS2);
+    assert_eq!(
+        update_of(&bytes, AS2).attributes.as_path,
+        Some(AsPath::sequence(vec![4_200_000_000; 4]))
+    );
+}
+
+#[test]
+fn ibgp_ignores_the_prepend() {
+    // Inside our own AS the path stays empty (a router of that AS would see a loop); the
+    // UPDATE is byte for byte the one without prepend.
+    let u = prepended_update(64512, false, true, 3);
+    assert_eq!(u, prepended_update(64512, false, true, 0));
+    let bytes = message(
+        2,
+        "0000 0015
+         40 01 01 00
+         40 02 00
+         40 03 04 0a0000e7
+         40 05 04 00000064
+         20 0a000096",
+    );
+    roundtrip(
+        &Message::Update(u),
+        &bytes,
+        DecodeContext {
+            four_octet_as: true,
+            ebgp: false,
+        },
+    );
+}
+
+#[test]
+fn prefixes_with_different_prepends_go_in_separate_updates() {
+    let params = SessionParams {
+        local_as: 64513,
+        ebgp: true,
+        four_octet_as: true,
+        families: vec![Family::IPV4_UNICAST],
+        ipv4_next_hop: Some(Ipv4Addr::new(10, 0, 0, 231)),
+        ipv6_next_hop: None,
+    };
+    let with = |n: u8| RouteAttributes {
+        as_path_prepend: n,
+        ..RouteAttributes::default()
+    };
+    let announce = [
+        ("10.0.0.150/32".parse().unwrap(), with(3)),
+        ("10.0.0.151/32".parse().unwrap(), with(0)),
+        ("10.0.0.152/32".parse().unwrap(), with(3)),
+    ];
+    let updates = pack_updates(&announce, &[], &params);
+    let mut got: Vec<(Vec<Ipv4Net>, Option<AsPath>)> = updates
+        .into_iter()
+        .map(|u| (u.nlri, u.attributes.as_path))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                vec![p4("10.0.0.150/32"), p4("10.0.0.152/32")],
+                Some(AsPath::sequence(vec![64513; 4]))
+            ),
+            (
+                vec![p4("10.0.0.151/32")],
+                Some(AsPath::sequence(vec![64513]))
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -15,8 +15,10 @@
 //! Service with no serving endpoint is not announced; with `externalTrafficPolicy: Local` only
 //! nodes with a serving endpoint announce. Several advertisements giving the same prefix to the
 //! same peer produce one route whose communities and large communities are the union of theirs
-//! and whose LOCAL_PREF is the highest given (the webhook refuses conflicting values where
-//! they could meet) — what MetalLB's FRR mode yields with its additive route-maps. An IPv6
+//! and whose LOCAL_PREF and `asPathPrepend` are the highest given (the webhook refuses
+//! conflicting values where they could meet) — what MetalLB's FRR mode yields with its
+//! additive route-maps. `asPathPrepend` counts the extra copies of our AS: the session adds it
+//! to eBGP paths only (see `ironlb_bgp::rib`), so the plan gives it to every peer alike. An IPv6
 //! prefix goes to a peer over an IPv4 session (and the other way round) only with
 //! `dualStackAddressFamily`; otherwise only prefixes of the session's own family.
 
@@ -24,7 +26,7 @@ use crate::state::pool_of;
 use ipnet::IpNet;
 use ironlb_bgp::packet::attribute::{Community, LargeCommunity};
 use ironlb_bgp::rib::{Announcements, RouteAttributes};
-use ironlb_config::{BgpCommunity, Config, LabelSelector, Peer, PeerTarget};
+use ironlb_config::{BgpAdvertisement, BgpCommunity, Config, LabelSelector, Peer, PeerTarget};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -111,12 +113,13 @@ pub fn prefix_of(ip: IpAddr, aggregation_v4: u8, aggregation_v6: u8) -> Option<I
 }
 
 /// The route attributes an advertisement gives (next hop: the session's).
-fn attributes(local_pref: Option<u32>, communities: &[BgpCommunity]) -> RouteAttributes {
+fn attributes(ad: &BgpAdvertisement) -> RouteAttributes {
     let mut attrs = RouteAttributes {
-        local_pref,
+        local_pref: ad.local_pref,
+        as_path_prepend: ad.as_path_prepend,
         ..RouteAttributes::default()
     };
-    for c in communities {
+    for c in &ad.communities {
         match *c {
             BgpCommunity::Standard(v) => attrs.communities.push(Community(v)),
             BgpCommunity::Large(a, b, c) => attrs.large_communities.push(LargeCommunity {
@@ -136,6 +139,7 @@ fn attributes(local_pref: Option<u32>, communities: &[BgpCommunity]) -> RouteAtt
 /// Merges what another advertisement gives a prefix into what it has.
 fn merge(into: &mut RouteAttributes, more: &RouteAttributes) {
     into.local_pref = into.local_pref.max(more.local_pref);
+    into.as_path_prepend = into.as_path_prepend.max(more.as_path_prepend);
     into.communities.extend(more.communities.iter().copied());
     into.communities.sort();
     into.communities.dedup();
@@ -176,11 +180,11 @@ pub fn plan<'a>(
         return out;
     }
     // Advertisements that may announce from this node, with their attributes.
-    let ads: Vec<(&ironlb_config::BgpAdvertisement, RouteAttributes)> = config
+    let ads: Vec<(&BgpAdvertisement, RouteAttributes)> = config
         .bgp_advertisements
         .iter()
         .filter(|a| selects(&a.node_selectors, &node.labels))
-        .map(|a| (a, attributes(a.local_pref, &a.communities)))
+        .map(|a| (a, attributes(a)))
         .collect();
     for svc in services {
         if !endpoints_allow(svc) {
@@ -242,7 +246,7 @@ pub fn plan<'a>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ironlb_config::{AddressRange, BgpAdvertisement, PeerAsn, Pool};
+    use ironlb_config::{AddressRange, PeerAsn, Pool};
     use std::time::Duration;
 
     fn pool(name: &str, cidrs: &[&str]) -> Pool {
@@ -287,6 +291,7 @@ mod tests {
             aggregation_length: 32,
             aggregation_length_v6: 128,
             local_pref: None,
+            as_path_prepend: 0,
             communities: Vec::new(),
             node_selectors: Vec::new(),
             peers: Vec::new(),
@@ -510,6 +515,107 @@ mod tests {
         assert_eq!(
             p.peers["r"][&net("10.0.0.148/30")],
             RouteAttributes::default()
+        );
+    }
+
+    /// The AS_PATH `peer`'s session puts on the first route `plan` gives it, as the driver
+    /// sends it: our AS from the peer (localASN already in `my_asn`), eBGP when the peer's AS
+    /// is another, 4-octet ASNs.
+    fn wire_path(p: &Plan, peer: &Peer) -> ironlb_bgp::packet::attribute::AsPath {
+        use ironlb_bgp::rib::{AdjRibOut, SessionParams};
+        let params = SessionParams {
+            local_as: peer.my_asn,
+            ebgp: peer.peer_asn != PeerAsn::Fixed(peer.my_asn),
+            four_octet_as: true,
+            families: vec![ironlb_bgp::packet::capability::Family::IPV4_UNICAST],
+            ipv4_next_hop: Some("10.0.0.231".parse().unwrap()),
+            ipv6_next_hop: None,
+        };
+        let delta = AdjRibOut::new().update_to(&p.peers[&peer.name], &params);
+        assert_eq!(delta.updates.len(), 1, "{delta:?}");
+        delta.updates[0].attributes.as_path.clone().unwrap()
+    }
+
+    #[test]
+    fn prepend_count_per_peer_kind() {
+        use ironlb_bgp::packet::attribute::AsPath;
+        let mut c = base();
+        c.bgp_advertisements[0].as_path_prepend = 3;
+        // eBGP (64513 -> 64512), iBGP (64512 -> 64512), and an eBGP peer whose localASN
+        // (4200000001) config has put in place of myASN.
+        c.peers = vec![
+            peer("ext", "10.0.0.1", 64513, 64512),
+            peer("int", "10.0.0.2", 64512, 64512),
+            peer("local", "10.0.0.3", 4_200_000_001, 64512),
+        ];
+        let s = svc("ns/a", &["10.0.0.150"]);
+        let p = plan(&c, &node("n1", &[]), [&s]);
+        // The plan gives every peer the advertisement's count ...
+        for name in ["ext", "int", "local"] {
+            assert_eq!(p.peers[name][&net("10.0.0.150/32")].as_path_prepend, 3);
+        }
+        // ... and the session turns it into 1 + 3 copies on eBGP, nothing on iBGP.
+        assert_eq!(wire_path(&p, &c.peers[0]), AsPath::sequence(vec![64513; 4]));
+        assert_eq!(wire_path(&p, &c.peers[1]), AsPath::default());
+        assert_eq!(
+            wire_path(&p, &c.peers[2]),
+            AsPath::sequence(vec![4_200_000_001; 4])
+        );
+        // Without asPathPrepend: our AS once.
+        c.bgp_advertisements[0].as_path_prepend = 0;
+        let p = plan(&c, &node("n1", &[]), [&s]);
+        assert_eq!(wire_path(&p, &c.peers[0]), AsPath::sequence(vec![64513]));
+        assert_eq!(wire_path(&p, &c.peers[1]), AsPath::default());
+    }
+
+    #[test]
+    fn overlapping_advertisements_take_the_highest_prepend_for_that_peer_only() {
+        let mut c = base();
+        c.peers.push(peer("s", "10.0.0.2", 64513, 64512));
+        // a1 (no prepend) reaches both peers; a2 (prepend 2) the same prefix for `s` only.
+        let a1 = ad("a1", &["p"]);
+        let mut a2 = ad("a2", &["p"]);
+        a2.as_path_prepend = 2;
+        a2.peers = vec!["s".into()];
+        c.bgp_advertisements = vec![a1, a2];
+        let s = svc("ns/a", &["10.0.0.150"]);
+        let p = plan(&c, &node("n1", &[]), [&s]);
+        let host = net("10.0.0.150/32");
+        assert_eq!(p.peers["r"][&host].as_path_prepend, 0);
+        assert_eq!(p.peers["s"][&host].as_path_prepend, 2);
+        // The order of the advertisements does not matter.
+        c.bgp_advertisements.reverse();
+        let q = plan(&c, &node("n1", &[]), [&s]);
+        assert_eq!(p, q);
+    }
+
+    #[test]
+    fn a_changed_prepend_is_announced_again() {
+        use ironlb_bgp::rib::{AdjRibOut, SessionParams};
+        let c = base();
+        let s = svc("ns/a", &["10.0.0.150"]);
+        let params = SessionParams {
+            local_as: 64513,
+            ebgp: true,
+            four_octet_as: true,
+            families: vec![ironlb_bgp::packet::capability::Family::IPV4_UNICAST],
+            ipv4_next_hop: Some("10.0.0.231".parse().unwrap()),
+            ipv6_next_hop: None,
+        };
+        let mut rib = AdjRibOut::new();
+        let before = plan(&c, &node("n1", &[]), [&s]);
+        assert_eq!(rib.update_to(&before.peers["r"], &params).announced, 1);
+        let mut c2 = c.clone();
+        c2.bgp_advertisements[0].as_path_prepend = 5;
+        let after = plan(&c2, &node("n1", &[]), [&s]);
+        let d = rib.update_to(&after.peers["r"], &params);
+        assert_eq!((d.announced, d.withdrawn), (1, 0));
+        assert_eq!(
+            d.updates[0].attributes.as_path,
+            Some(ironlb_bgp::packet::attribute::AsPath::sequence(vec![
+                64513;
+                6
+            ]))
         );
     }
 

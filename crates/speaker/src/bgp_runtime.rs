@@ -722,6 +722,74 @@ mod tests {
         assert!(peer_config(&u, "n", &ips(), false).is_none());
     }
 
+    /// The validated config of one BGPPeer (v1beta2 spec as JSON), with the speaker's features.
+    fn config_of_peer(spec: serde_json::Value) -> Config {
+        let peer: ironlb_api::v1beta2::BgpPeer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+            "metadata": {"name": "p", "namespace": "metallb-system"},
+            "spec": spec,
+        }))
+        .unwrap();
+        let objects = ironlb_config::Objects {
+            peers: vec![peer],
+            ..ironlb_config::Objects::default()
+        };
+        let ctx = ironlb_config::Context {
+            features: crate::features(),
+            ..ironlb_config::Context::default()
+        };
+        ironlb_config::build(&objects, &ctx).unwrap()
+    }
+
+    #[test]
+    fn local_asn_is_the_sessions_as_in_the_open_and_the_ebgp_decision() {
+        use ironlb_bgp::packet::DecodeContext;
+        use ironlb_bgp::packet::message::Message;
+        use ironlb_bgp::session::fsm::Fsm;
+        // localASN 64600 towards a router in 64512: the OPEN says 64600, not myASN 64513.
+        let c = config_of_peer(serde_json::json!({
+            "myASN": 64513, "localASN": 64600, "peerASN": 64512, "peerAddress": "10.0.0.1",
+        }));
+        let cfg = peer_config(&c.peers[0], "node1", &ips(), false).unwrap();
+        assert_eq!(cfg.fsm.local_as, 64600);
+        let open = Fsm::new(cfg.fsm.clone()).open_message();
+        assert_eq!((open.my_as, open.asn()), (64600, 64600));
+        let bytes = Message::Open(open).encode(&DecodeContext::default());
+        // Version 4, then My Autonomous System 0xfc58 = 64600.
+        assert_eq!(bytes[19..22], [4, 0xfc, 0x58]);
+        // A 4-octet localASN: AS_TRANS in My AS, the real one in the capability.
+        let c = config_of_peer(serde_json::json!({
+            "myASN": 64513, "localASN": 4_200_000_001u32, "peerASN": 64512,
+            "peerAddress": "10.0.0.1",
+        }));
+        let cfg = peer_config(&c.peers[0], "node1", &ips(), false).unwrap();
+        let open = Fsm::new(cfg.fsm).open_message();
+        assert_eq!((open.my_as, open.asn()), (23456, 4_200_000_001));
+        // localASN equal to the peer's AS makes the session iBGP, whatever myASN says: the
+        // peer's OPEN negotiates as internal.
+        let c = config_of_peer(serde_json::json!({
+            "myASN": 64513, "localASN": 64512, "peerASN": 64512, "peerAddress": "10.0.0.1",
+        }));
+        let cfg = peer_config(&c.peers[0], "node1", &ips(), false).unwrap();
+        let fsm = Fsm::new(cfg.fsm);
+        let theirs = ironlb_bgp::packet::message::OpenMessage::new(
+            64512,
+            90,
+            Ipv4Addr::new(10, 0, 0, 1),
+            vec![ironlb_bgp::packet::capability::Capability::Multiprotocol(
+                Family::IPV4_UNICAST,
+            )],
+        );
+        assert!(!fsm.negotiate(&theirs).unwrap().ebgp);
+        // Without localASN, myASN as before.
+        let c = config_of_peer(serde_json::json!({
+            "myASN": 64513, "peerASN": 64512, "peerAddress": "10.0.0.1",
+        }));
+        let cfg = peer_config(&c.peers[0], "node1", &ips(), false).unwrap();
+        assert_eq!(cfg.fsm.local_as, 64513);
+        assert!(Fsm::new(cfg.fsm).negotiate(&theirs).unwrap().ebgp);
+    }
+
     #[test]
     fn restart_bit_alone_does_not_respawn_a_session() {
         let mut p = peer("10.0.0.1");

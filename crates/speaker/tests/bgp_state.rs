@@ -31,6 +31,7 @@ fn config() -> Config {
             aggregation_length: 32,
             aggregation_length_v6: 128,
             local_pref: None,
+            as_path_prepend: 0,
             communities: vec![],
             node_selectors: vec![],
             peers: vec![],
