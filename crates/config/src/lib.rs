@@ -128,6 +128,11 @@ pub struct Objects {
     pub communities: Vec<v1beta1::Community>,
     /// Secrets of ironlb's namespace referenced by `passwordSecret`, by name.
     pub secrets: BTreeMap<String, SecretData>,
+    /// The labels of every Node, when the reader knows them (the speaker, the webhook). Two
+    /// BGPAdvertisements conflict on localPref or asPathPrepend only if a Node is selected by
+    /// both, as in MetalLB; without the Nodes (the controller, which uses neither attribute)
+    /// that rule is not checked.
+    pub nodes: Option<Vec<BTreeMap<String, String>>>,
 }
 
 /// One configuration object, for [`validate_object`].

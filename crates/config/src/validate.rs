@@ -483,30 +483,30 @@ fn check_bgp_ad(
     }
 }
 
-/// Two selector lists can select a common node unless every pair is provably disjoint
-/// (same matchLabels key, different values). Empty lists select every node.
-fn may_share_nodes(a: &[LabelSelector], b: &[LabelSelector]) -> bool {
-    if a.is_empty() || b.is_empty() {
-        return true;
-    }
-    a.iter().any(|x| {
-        b.iter().any(|y| {
-            !x.match_labels
-                .iter()
-                .any(|(k, v)| y.match_labels.get(k).is_some_and(|w| w != v))
-        })
-    })
+/// Whether some Node is selected by both selector lists (an empty list selects every Node).
+fn share_a_node(
+    nodes: &[BTreeMap<String, String>],
+    a: &[LabelSelector],
+    b: &[LabelSelector],
+) -> bool {
+    let selects = |list: &[LabelSelector], labels: &BTreeMap<String, String>| {
+        list.is_empty() || list.iter().any(|s| s.matches(labels))
+    };
+    nodes.iter().any(|n| selects(a, n) && selects(b, n))
 }
 
 /// Advertisements announcing the same prefixes to the same peer from the same node must agree
 /// on LOCAL_PREF and on asPathPrepend. Reported on both. As in MetalLB, advertisements with
-/// `serviceSelectors` are not compared: which Services each one carries is not known until
-/// Services are there.
+/// `serviceSelectors` are not compared (which Services each one carries is not known until
+/// Services are there), and "the same node" means a Node that exists and both select: without
+/// the Nodes ([`Objects::nodes`]) the rule is not checked.
 fn check_local_pref(
     ads: &[BgpAdvertisement],
     pools: &[CheckedPool],
+    nodes: Option<&[BTreeMap<String, String>]>,
     errors: &mut Vec<ConfigError>,
 ) {
+    let Some(nodes) = nodes else { return };
     let families = |name: &str| -> (bool, bool) {
         pools
             .iter()
@@ -528,7 +528,7 @@ fn check_local_pref(
             let peers_overlap = a.peers.is_empty()
                 || b.peers.is_empty()
                 || a.peers.iter().any(|p| b.peers.contains(p));
-            if !peers_overlap || !may_share_nodes(&a.node_selectors, &b.node_selectors) {
+            if !peers_overlap || !share_a_node(nodes, &a.node_selectors, &b.node_selectors) {
                 continue;
             }
             let shared = a.pools.iter().find(|p| {
@@ -1001,7 +1001,7 @@ fn build_with_warnings(
         .map(|a| check_bgp_ad(a, ctx, &pools, &aliases, &mut errors, &mut warnings))
         .collect();
     bgp.sort_by(|a, b| a.name.cmp(&b.name));
-    check_local_pref(&bgp, &pools, &mut errors);
+    check_local_pref(&bgp, &pools, objects.nodes.as_deref(), &mut errors);
 
     let mut peers: Vec<Peer> = objects
         .peers

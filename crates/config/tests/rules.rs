@@ -560,6 +560,7 @@ fn rule_local_pref_and_prepend_conflicts_skip_service_selectors() {
     let objects = |a, b| Objects {
         pools: vec![pool("p", &["10.0.0.0/24"])],
         bgp_advertisements: vec![a, b],
+        nodes: nodes(&[&[("zone", "a")]]),
         ..Default::default()
     };
     // MetalLB's documented split of one pool's Services by serviceSelectors.
@@ -938,6 +939,68 @@ fn rule_community_alias_bad_value() {
     );
 }
 
+/// `Objects::nodes` with Nodes of these labels.
+fn nodes(labels: &[&[(&str, &str)]]) -> Option<Vec<BTreeMap<String, String>>> {
+    Some(
+        labels
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn rule_local_pref_conflicts_need_a_node_both_select() {
+    let ad = |name: &str, local_pref: u32, zone: Option<&str>| {
+        bgp_ad(
+            name,
+            v1beta1::BgpAdvertisementSpec {
+                local_pref: Some(local_pref),
+                node_selectors: zone
+                    .map(|z| {
+                        vec![LabelSelector {
+                            match_labels: Some([("zone".to_string(), z.to_string())].into()),
+                            match_expressions: None,
+                        }]
+                    })
+                    .unwrap_or_default(),
+                ..Default::default()
+            },
+        )
+    };
+    let with = |a, b, nodes| Objects {
+        pools: vec![pool("p", &["10.0.0.0/24"])],
+        bgp_advertisements: vec![a, b],
+        nodes,
+        ..Default::default()
+    };
+    let zones = || nodes(&[&[("zone", "a")], &[("zone", "b")]]);
+    // (a's zone, b's zone, Nodes, conflict?) — MetalLB compares the Nodes both select.
+    let table = [
+        (None, None, zones(), true),
+        (Some("a"), None, zones(), true),
+        (Some("a"), Some("a"), zones(), true),
+        (Some("a"), Some("b"), zones(), false),
+        // Selectors that could overlap, but no Node has both labels.
+        (Some("a"), Some("c"), zones(), false),
+        // No Nodes at all, or Nodes unknown (the controller): nothing to conflict on.
+        (None, None, Some(Vec::new()), false),
+        (None, None, None, false),
+    ];
+    for (za, zb, nodes, conflict) in table {
+        let errs = errors(&with(ad("a", 100, za), ad("b", 200, zb), nodes.clone()));
+        assert_eq!(
+            !errs.is_empty(),
+            conflict,
+            "{za:?} {zb:?} {nodes:?}: {errs:#?}"
+        );
+    }
+}
+
 #[test]
 fn rule_conflicting_local_pref() {
     let objects = Objects {
@@ -958,6 +1021,7 @@ fn rule_conflicting_local_pref() {
                 },
             ),
         ],
+        nodes: nodes(&[&[]]),
         ..Default::default()
     };
     let errs = errors(&objects);
@@ -999,9 +1063,14 @@ fn rule_local_pref_on_disjoint_peers_is_fine() {
                 },
             ),
         ],
+        nodes: nodes(&[&[]]),
         ..Default::default()
     };
     assert!(errors(&objects).is_empty());
+    // The same two on a shared peer do conflict (the rule is checked here).
+    let mut shared = objects.clone();
+    shared.bgp_advertisements[1].spec.peers = vec!["x".into()];
+    assert!(!errors(&shared).is_empty());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod support;
 
+use ironlb_api::v1beta1::{ConfigurationResult, ConfigurationState};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -110,6 +111,23 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
         &env.lab,
         "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2later, namespace: metallb-system}\nspec: {ipAddressPools: [later]}\n",
     );
+    // The configuration loads without it, and says so.
+    let states: Api<ConfigurationState> = Api::namespaced(c.clone(), "metallb-system");
+    eventually(
+        "ConfigurationState controller LoadedWithWarnings",
+        std::time::Duration::from_secs(20),
+        || async {
+            let st = states.get("controller").await.ok()?.status?;
+            let cond = st.conditions.first()?;
+            (st.result == Some(ConfigurationResult::Valid)
+                && cond.reason == "LoadedWithWarnings"
+                && cond.message.contains(
+                    "L2Advertisement \"l2later\": spec.ipAddressPools[0]: IPAddressPool \"later\"",
+                ))
+            .then_some(())
+        },
+    )
+    .await;
     // Selectors are as strict as MetalLB's: a repeated value in a match expression.
     rejected(
         &env,
@@ -159,6 +177,50 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
     apply_ok(
         &env.lab,
         "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: echo, namespace: metallb-system}\nspec: {echoMode: true, echoInterval: 50}\n",
+    );
+    // localPref, as MetalLB judges it: advertisements that split a pool's Services by
+    // serviceSelectors may differ (MetalLB's documented example); two without selectors may
+    // not, unless no Node is selected by both (the webhook reads the Nodes).
+    let pref_ad = |name: &str, pref: u32, extra: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: {name}, namespace: metallb-system}}\nspec: {{ipAddressPools: [prefs], localPref: {pref}{extra}}}\n"
+        )
+    };
+    apply_ok(
+        &env.lab,
+        &format!(
+            "{}---\n{}---\n{}",
+            pool_yaml("prefs", &["10.0.9.0/24"], ""),
+            pref_ad(
+                "pref-web",
+                100,
+                ", serviceSelectors: [{matchLabels: {app: web}}]"
+            ),
+            pref_ad(
+                "pref-db",
+                200,
+                ", serviceSelectors: [{matchLabels: {app: db}}]"
+            ),
+        ),
+    );
+    apply_ok(&env.lab, &pref_ad("pref-all", 300, ""));
+    rejected(
+        &env,
+        &pref_ad("pref-other", 400, ""),
+        "bgpadvertisementvalidationwebhook.metallb.io",
+        &[
+            "BGPAdvertisement \"pref-other\"",
+            "spec.localPref",
+            "pref-all",
+        ],
+    );
+    apply_ok(
+        &env.lab,
+        &pref_ad(
+            "pref-nowhere",
+            500,
+            ", nodeSelectors: [{matchLabels: {zone: nowhere}}]",
+        ),
     );
     rejected(
         &env,

@@ -39,4 +39,4 @@ pub async fn shutdown_signal() {
 }
 
 pub use service::ServiceInfo;
-pub use stores::{Change, ConfigStores, fetch_objects};
+pub use stores::{Change, ConfigStores, fetch_node_labels, fetch_objects};

@@ -19,17 +19,6 @@ use crate::metrics::{PoolFigures, saturate};
 /// The field manager ironlb writes with.
 pub const FIELD_MANAGER: &str = "metallb-controller";
 
-/// Creates (if missing) the ConfigurationState `namespace/name` and sets its status.
-pub async fn write_configuration_state(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    result: ConfigurationResult,
-    error_summary: Option<String>,
-) -> Result<(), kube::Error> {
-    write_configuration_verdict(client, namespace, name, result, error_summary, &[]).await
-}
-
 /// The one condition ironlb writes on a ConfigurationState: `Valid`, whose message says what
 /// is wrong (`Invalid`) or what was skipped although the configuration loaded (`warnings`,
 /// e.g. an advertisement naming a pool that does not exist yet).
@@ -58,8 +47,9 @@ pub fn configuration_condition(
     }
 }
 
-/// [`write_configuration_state`] with the warnings of a configuration that loaded.
-pub async fn write_configuration_verdict(
+/// Creates (if missing) the ConfigurationState `namespace/name` and sets its status: the
+/// result, the errors (`Invalid`) and the warnings of a configuration that loaded.
+pub async fn write_configuration_state(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -130,6 +120,28 @@ pub fn error_summary<E: std::fmt::Display>(errors: &[E]) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_condition_says_what_is_wrong_or_skipped() {
+        let c = configuration_condition(ConfigurationResult::Valid, None, &[]);
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            ("Valid", "True", "Loaded")
+        );
+        assert!(c.message.is_empty());
+        let c = configuration_condition(ConfigurationResult::Valid, None, &["skipped x".into()]);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "LoadedWithWarnings")
+        );
+        assert_eq!(c.message, "skipped x");
+        let c = configuration_condition(ConfigurationResult::Invalid, Some("bad y"), &[]);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "ConfigError")
+        );
+        assert_eq!(c.message, "bad y");
+    }
 
     #[test]
     fn pool_status_counts_free_addresses() {

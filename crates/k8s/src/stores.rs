@@ -196,6 +196,7 @@ impl ConfigStores {
                 .iter()
                 .map(|s| (s.metadata.name.clone().unwrap_or_default(), secret_data(s)))
                 .collect(),
+            nodes: None,
         }
     }
 
@@ -234,7 +235,23 @@ pub async fn fetch_objects(client: &Client, namespace: &str) -> Result<Objects, 
             .iter()
             .map(|s| (s.metadata.name.clone().unwrap_or_default(), secret_data(s)))
             .collect(),
+        nodes: None,
     })
+}
+
+/// The labels of every Node, read straight from the API server (for the rules that depend on
+/// which Nodes exist: see [`Objects::nodes`]).
+pub async fn fetch_node_labels(
+    client: &Client,
+) -> Result<Vec<BTreeMap<String, String>>, kube::Error> {
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    Ok(api
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|n| n.metadata.labels.unwrap_or_default())
+        .collect())
 }
 
 /// A Secret as configuration sees it: its type and its data decoded as UTF-8 (keys whose value

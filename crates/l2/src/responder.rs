@@ -9,6 +9,7 @@
 //!            gained -> probe + burst       ndp task: recv NS/NA -> NA / conflict,   |
 //!            lost   -> burst aborted                 joins solicited-node groups <--+
 //!          periodic probes
+//!          periodic gratuitous rounds (periodic_due)
 //!                 |                          every task reads the *current* announcements
 //!                 v                          at each frame: losing an address stops the
 //!   Counters (atomics), mpsc::Sender<Conflict>   answers at once
@@ -19,6 +20,10 @@
 //! the target address itself, as the Linux kernel does (MetalLB uses the link-local address,
 //! and `ndisc6` ignores such answers); gaining an address sends a gratuitous ARP request and reply (IPv4) or an unsolicited
 //! NA with O=1 to ff02::1 (IPv6) at once and then `gratuitous_count - 1` more times.
+//! With [`ResponderConfig::periodic_interval`] (MetalLB's `--gratuitous-arp-interval`), every
+//! answered address is announced the same way again at each interval for as long as it is
+//! answered, except while its takeover burst runs or while another host claims it
+//! ([`periodic_due`]).
 //! Interfaces that are down, NOARP, loopback, ports of a bridge or bond, without a MAC, or
 //! excluded by name are skipped.
 //!
@@ -66,6 +71,9 @@ pub struct ResponderConfig {
     pub gratuitous_count: u32,
     /// Time between gratuitous announcements.
     pub gratuitous_interval: Duration,
+    /// Announce every answered address again this often, for as long as it is answered
+    /// (MetalLB's `--gratuitous-arp-interval`); `None`: only on gaining it.
+    pub periodic_interval: Option<Duration>,
     /// Set the Override flag on solicited NAs (MetalLB does not).
     pub solicited_override: bool,
     /// How often interfaces are listed again.
@@ -102,6 +110,7 @@ impl Default for ResponderConfig {
             .to_vec(),
             gratuitous_count: 5,
             gratuitous_interval: Duration::from_millis(1100),
+            periodic_interval: None,
             solicited_override: false,
             rescan_interval: Duration::from_secs(10),
             probe_interval: Some(Duration::from_secs(30)),
@@ -284,6 +293,14 @@ impl Shared {
             .is_ok_and(|r| r.keys().any(|(i, _)| *i == ip))
     }
 
+    /// The addresses another host claims.
+    fn conflicted(&self) -> HashSet<IpAddr> {
+        self.reported
+            .lock()
+            .map(|r| r.keys().map(|(ip, _)| *ip).collect())
+            .unwrap_or_default()
+    }
+
     fn links(&self) -> Vec<Arc<Link>> {
         self.links
             .read()
@@ -390,6 +407,21 @@ const PROBE_COUNT: u32 = 3;
 /// Time between those probes.
 const PROBE_SPACING: Duration = Duration::from_millis(200);
 
+/// The addresses a periodic gratuitous round announces again: every answered one, except those
+/// whose takeover burst still runs (the burst keeps its own rhythm) and those another host
+/// claims (the responder does not fight over an address). In address order.
+pub fn periodic_due(
+    announcements: &Announcements,
+    bursting: &HashSet<IpAddr>,
+    conflicted: &HashSet<IpAddr>,
+) -> Vec<IpAddr> {
+    announcements
+        .iter()
+        .filter(|(ip, a)| a.answer && !bursting.contains(*ip) && !conflicted.contains(*ip))
+        .map(|(ip, _)| *ip)
+        .collect()
+}
+
 /// Runs the responder until the announcements' sender is dropped. Counters go to `counters`,
 /// conflicts to `conflicts` (never blocks on it: a full channel loses reports, not answers).
 pub async fn run(
@@ -416,8 +448,17 @@ pub async fn run(
         .unwrap_or(Duration::from_secs(86400 * 365));
     let mut probe =
         tokio::time::interval_at(tokio::time::Instant::now() + probe_every, probe_every);
+    let mut periodic = config.periodic_interval.map(|every| {
+        let every = every.max(Duration::from_millis(1));
+        tracing::info!(every = ?every, "periodic gratuitous announcements on");
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // A stalled loop sends one late round, not a catch-up burst.
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     loop {
         let mut probe_all = false;
+        let mut periodic_round = false;
         tokio::select! {
             _ = rescan.tick() => {
                 if let Err(e) = rescan_links(&shared, &announcements, &mut link_tasks) {
@@ -427,6 +468,30 @@ pub async fn run(
             _ = probe.tick(), if config.probe_interval.is_some() => probe_all = true,
             changed = announcements.changed() => if changed.is_err() { break },
             Some(_) = burst_set.join_next(), if !burst_set.is_empty() => continue,
+            _ = async {
+                match periodic.as_mut() {
+                    Some(t) => t.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => periodic_round = true,
+        }
+        if periodic_round {
+            let bursting: HashSet<IpAddr> = bursts
+                .iter()
+                .filter(|(_, h)| !h.is_finished())
+                .map(|(ip, _)| *ip)
+                .collect();
+            // From what this loop has handled: an address gained a moment ago whose burst has
+            // not started yet is left to its burst.
+            let due = periodic_due(&previous, &bursting, &shared.conflicted());
+            if !due.is_empty() {
+                let shared = shared.clone();
+                let rx = announcements.clone();
+                burst_set.spawn(async move { periodic_announce(shared, rx, due).await });
+            }
+            // Announcement changes, if any, are still pending on the receiver: the next turn
+            // handles them.
+            continue;
         }
         let current = announcements.borrow_and_update().clone();
         for (ip, announce) in &current {
@@ -483,6 +548,21 @@ async fn burst(shared: Arc<Shared>, rx: watch::Receiver<Announcements>, ip: IpAd
         if shared.in_conflict(ip) {
             return;
         }
+        shared.announce(ip, &announce).await;
+    }
+}
+
+/// One periodic round: each due address once, unless it stopped being answered meanwhile.
+async fn periodic_announce(
+    shared: Arc<Shared>,
+    rx: watch::Receiver<Announcements>,
+    due: Vec<IpAddr>,
+) {
+    for ip in due {
+        let announce = match rx.borrow().get(&ip) {
+            Some(a) if a.answer => a.clone(),
+            _ => continue,
+        };
         shared.announce(ip, &announce).await;
     }
 }
@@ -769,6 +849,57 @@ mod tests {
             broadcast: true,
             master: None,
         }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn a_periodic_round_announces_every_answered_address_outside_its_burst_and_conflicts() {
+        let answered = |interfaces: &[&str]| Announce {
+            interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+            answer: true,
+        };
+        let announcements = Announcements::from([
+            (ip("10.0.0.150"), answered(&[])),
+            (ip("10.0.0.151"), answered(&["eth1"])),
+            (ip("10.0.0.152"), answered(&[])),
+            (ip("10.0.0.153"), answered(&[])),
+            (
+                ip("10.0.0.154"),
+                Announce {
+                    interfaces: vec![],
+                    answer: false,
+                },
+            ),
+            (ip("fd10::150"), answered(&[])),
+        ]);
+        let none = HashSet::new();
+        assert_eq!(
+            periodic_due(&announcements, &none, &none),
+            vec![
+                ip("10.0.0.150"),
+                ip("10.0.0.151"),
+                ip("10.0.0.152"),
+                ip("10.0.0.153"),
+                ip("fd10::150")
+            ],
+            "every answered address, IPv4 and IPv6; one about to be owned stays silent"
+        );
+        let bursting = HashSet::from([ip("10.0.0.152")]);
+        let conflicted = HashSet::from([ip("10.0.0.153"), ip("10.0.0.199")]);
+        assert_eq!(
+            periodic_due(&announcements, &bursting, &conflicted),
+            vec![ip("10.0.0.150"), ip("10.0.0.151"), ip("fd10::150")],
+            "not during its takeover burst, not while another host claims it"
+        );
+        assert!(periodic_due(&Announcements::new(), &none, &none).is_empty());
+    }
+
+    #[test]
+    fn periodic_announcements_are_off_by_default() {
+        assert_eq!(ResponderConfig::default().periodic_interval, None);
     }
 
     #[test]

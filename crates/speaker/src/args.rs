@@ -58,9 +58,13 @@ pub struct Args {
     /// Gratuitous ARP / unsolicited NA frames sent on gaining an address (the first at once).
     #[arg(long, default_value_t = 5)]
     pub gratuitous_count: u32,
-    /// Milliseconds between gratuitous announcements.
+    /// Milliseconds between the gratuitous announcements sent on gaining an address.
     #[arg(long, default_value_t = 1100)]
     pub gratuitous_interval_ms: u64,
+    /// Interval in seconds for periodic gratuitous ARP/NDP announcements. 0 disables periodic
+    /// announcements.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub gratuitous_arp_interval: u32,
     /// At start, how long to wait for the other members before announcing anything (ends early
     /// once every desired member is live). Keeps a restarted speaker from claiming addresses
     /// that live peers own.
@@ -91,6 +95,13 @@ fn default_ms(field: fn(&Settings) -> Duration) -> u64 {
 }
 
 impl Args {
+    /// How often every announced address is announced again (`--gratuitous-arp-interval`);
+    /// `None` when off.
+    pub fn periodic_gratuitous(&self) -> Option<Duration> {
+        (self.gratuitous_arp_interval > 0)
+            .then(|| Duration::from_secs(u64::from(self.gratuitous_arp_interval)))
+    }
+
     /// The membership timings these flags ask for (the rest at their defaults).
     pub fn membership_settings(&self) -> Settings {
         Settings {
@@ -99,5 +110,39 @@ impl Args {
             suspect_to_down_after: Duration::from_millis(self.ml_suspicion_ms.max(1)),
             ..Settings::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        let argv = ["speaker", "--node-name", "node1"].iter().chain(extra);
+        Cli::try_parse_from(argv).map(|c| c.args)
+    }
+
+    #[test]
+    fn periodic_gratuitous_announcements_take_metallbs_flag_in_seconds_and_are_off_by_default()
+    -> Result<(), clap::Error> {
+        assert_eq!(parse(&[])?.periodic_gratuitous(), None);
+        assert_eq!(
+            parse(&["--gratuitous-arp-interval", "0"])?.periodic_gratuitous(),
+            None
+        );
+        assert_eq!(
+            parse(&["--gratuitous-arp-interval", "30"])?.periodic_gratuitous(),
+            Some(Duration::from_secs(30))
+        );
+        assert!(parse(&["--gratuitous-arp-interval", "-1"]).is_err());
+        assert!(parse(&["--gratuitous-arp-interval", "1.5"]).is_err());
+        Ok(())
     }
 }

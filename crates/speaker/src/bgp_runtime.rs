@@ -394,7 +394,11 @@ impl BgpSpeaker {
                 }
             }
             for (key, now) in &plan.services {
-                if self.announced.get(key).map(|a| &a.ips) == Some(&now.ips) {
+                if self
+                    .announced
+                    .get(key)
+                    .is_some_and(|a| a.ips == now.ips && a.uid == now.uid)
+                {
                     continue;
                 }
                 for ip in &now.ips {

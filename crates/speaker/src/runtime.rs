@@ -3,7 +3,8 @@
 use crate::args::Args;
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics, render};
 use crate::state::{
-    Isolation, Owned, SliceInfo, SpeakerState, announcements, hold_back, moved_away, node_info,
+    Assignment, Isolation, Owned, SliceInfo, SpeakerState, announcements, assignments_changed,
+    hold_back, moved_away, node_info,
 };
 use crate::status::{DesiredStatuses, StatusWriter};
 use anyhow::{Context as _, Result};
@@ -304,6 +305,7 @@ pub async fn run(args: Args) -> Result<()> {
     let mut rconfig = ResponderConfig {
         gratuitous_count: args.gratuitous_count,
         gratuitous_interval: Duration::from_millis(args.gratuitous_interval_ms),
+        periodic_interval: args.periodic_gratuitous(),
         ..ResponderConfig::default()
     };
     rconfig.exclude_interfaces.extend(
@@ -360,6 +362,7 @@ pub async fn run(args: Args) -> Result<()> {
             },
         ),
         owned: BTreeMap::new(),
+        assigned: BTreeMap::new(),
         failed_reported: HashSet::new(),
         bgp,
         isolation: Isolation::new(Duration::from_millis(args.sole_survivor_after_ms)),
@@ -400,6 +403,8 @@ struct Speaker {
     status_tx: watch::Sender<DesiredStatuses>,
     state: SpeakerState,
     owned: BTreeMap<String, Owned>,
+    /// What the last `nodeAssigned` / `announceFailed` Event of each owned Service said.
+    assigned: BTreeMap<String, Assignment>,
     failed_reported: HashSet<String>,
     bgp: crate::bgp_runtime::BgpSpeaker,
     /// No live peer: take over nothing new (see `Isolation`).
@@ -439,6 +444,9 @@ fn unix_seconds() -> i64 {
 
 /// Relist bookkeeping for one watched kind: keys seen during a re-list.
 type Relist = Option<BTreeSet<String>>;
+
+/// The last ConfigurationState written: (valid, error summary, warnings).
+type Verdict = (bool, String, Vec<String>);
 
 impl Speaker {
     #[allow(clippy::too_many_lines)]
@@ -482,7 +490,7 @@ impl Speaker {
         let (mut svc_relist, mut slice_relist, mut node_relist): (Relist, Relist, Relist) =
             (None, None, None);
         let mut config_dirty = true;
-        let mut last_verdict: Option<(bool, String)> = None;
+        let mut last_verdict: Option<Verdict> = None;
         let join_deadline = Instant::now() + Duration::from_millis(self.args.join_wait_ms);
         let mut joined = live.is_none();
         let mut ready = false;
@@ -580,14 +588,19 @@ impl Speaker {
                         }
                         nodes_synced = true;
                         dirty = true;
+                        config_dirty = true;
                     }
                     Some(Ok(watcher::Event::Apply(n))) => {
                         let name = n.metadata.name.clone().unwrap_or_default();
+                        let labels_before = self.state.node_labels();
                         self.state.upsert_node(&name, node_info(&n));
+                        // Which advertisements conflict depends on the Nodes' labels.
+                        config_dirty |= nodes_synced && self.state.node_labels() != labels_before;
                         dirty = true;
                     }
                     Some(Ok(watcher::Event::Delete(n))) => {
                         self.state.remove_node(&n.metadata.name.clone().unwrap_or_default());
+                        config_dirty = true;
                         dirty = true;
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "node watch failed; retrying"),
@@ -635,11 +648,19 @@ impl Speaker {
                     }
                     if config_dirty && synced_stores.len() == STORE_COUNT {
                         config_dirty = false;
-                        match ironlb_config::build(&stores.objects(), &ctx) {
+                        let mut objects = stores.objects();
+                        objects.nodes = nodes_synced.then(|| self.state.node_labels());
+                        match ironlb_config::build(&objects, &ctx) {
                             Ok(config) => {
                                 self.metrics.k8s.config_loaded.set(1);
                                 self.metrics.k8s.config_stale.set(0);
-                                self.report_config((true, String::new()), &mut last_verdict);
+                                let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
+                                if last_verdict.as_ref().is_none_or(|v| v.2 != warnings) {
+                                    for w in &warnings {
+                                        tracing::warn!(warning = %w, "configuration loaded with a part skipped");
+                                    }
+                                }
+                                self.report_config((true, String::new(), warnings), &mut last_verdict);
                                 if self.state.config() != Some(&config) {
                                     self.state.set_config(config);
                                     dirty = true;
@@ -649,7 +670,7 @@ impl Speaker {
                                 let summary = ironlb_k8s::status::error_summary(&errors);
                                 tracing::error!(errors = %summary, "invalid configuration; keeping the last good one");
                                 if self.state.config().is_some() { self.metrics.k8s.config_stale.set(1); }
-                                self.report_config((false, summary), &mut last_verdict);
+                                self.report_config((false, summary, Vec::new()), &mut last_verdict);
                             }
                         }
                     }
@@ -744,6 +765,7 @@ impl Speaker {
                 }
             }
             let mut statuses = DesiredStatuses::new();
+            let mut assigned = BTreeMap::new();
             for (key, o) in &owned {
                 let on: Vec<String> = eligible
                     .iter()
@@ -764,35 +786,49 @@ impl Speaker {
                             })
                             .set(1);
                     }
-                    let (ns, name) = key.split_once('/').unwrap_or(("", key));
                     if log_each {
                         tracing::info!(service = %key, ips = ?o.ips, interfaces = ?on, "announcing");
                     } else {
                         tracing::debug!(service = %key, ips = ?o.ips, interfaces = ?on, "announcing");
                     }
-                    if on.is_empty() {
-                        self.events.publish(Pending {
-                            regarding: service_reference(ns, name, &o.uid),
-                            type_: Kind::Warning,
-                            reason: "announceFailed",
-                            note: format!(
-                                "node {node:?} owns the address but has no usable interface among {:?}",
-                                o.interfaces
-                            ),
-                        });
-                    } else {
-                        self.events.publish(Pending {
-                            regarding: service_reference(ns, name, &o.uid),
-                            type_: Kind::Normal,
-                            reason: "nodeAssigned",
-                            note: format!(
-                                "announcing from node {node:?} with protocol {PROTOCOL:?}"
-                            ),
-                        });
-                    }
                 }
+                assigned.insert(
+                    key.clone(),
+                    Assignment {
+                        ips: o.ips.clone(),
+                        uid: o.uid.clone(),
+                        usable: !on.is_empty(),
+                    },
+                );
                 statuses.insert(key.clone(), on);
             }
+            // One Event per change of a Service's announcement, never for a republish.
+            for (key, a) in assignments_changed(&self.assigned, &assigned) {
+                let (ns, name) = key.split_once('/').unwrap_or(("", key));
+                let regarding = service_reference(ns, name, &a.uid);
+                self.events.publish(if a.usable {
+                    Pending {
+                        regarding,
+                        type_: Kind::Normal,
+                        reason: "nodeAssigned",
+                        note: format!("announcing from node {node:?} with protocol {PROTOCOL:?}"),
+                    }
+                } else {
+                    Pending {
+                        regarding,
+                        type_: Kind::Warning,
+                        reason: "announceFailed",
+                        note: format!(
+                            "node {node:?} owns the address but has no usable interface among {:?}",
+                            owned
+                                .get(key)
+                                .map(|o| &o.interfaces[..])
+                                .unwrap_or_default()
+                        ),
+                    }
+                });
+            }
+            self.assigned = assigned;
             if !log_each {
                 tracing::info!(
                     started = started.len(),
@@ -892,7 +928,9 @@ impl Speaker {
         }
     }
 
-    fn report_config(&self, verdict: (bool, String), last: &mut Option<(bool, String)>) {
+    /// Writes the ConfigurationState `speaker-<node>` when the verdict (valid, error summary,
+    /// warnings) changed, with a Warning Event on it when the configuration became invalid.
+    fn report_config(&self, verdict: Verdict, last: &mut Option<Verdict>) {
         if last.as_ref() == Some(&verdict) {
             return;
         }
@@ -900,17 +938,26 @@ impl Speaker {
         let client = self.client.clone();
         let ns = self.args.namespace.clone();
         let name = format!("speaker-{}", self.args.node_name);
+        let (valid, summary, warnings) = verdict;
+        if !valid {
+            self.events.publish(Pending {
+                regarding: ironlb_k8s::events::configuration_state_reference(&ns, &name),
+                type_: Kind::Warning,
+                reason: "ConfigurationInvalid",
+                note: format!("keeping the last valid configuration: {summary}"),
+            });
+        }
         tokio::spawn(async move {
-            let (valid, summary) = verdict;
             let result = if valid {
                 ConfigurationResult::Valid
             } else {
                 ConfigurationResult::Invalid
             };
             let summary = (!summary.is_empty()).then_some(summary);
-            if let Err(e) =
-                ironlb_k8s::status::write_configuration_state(&client, &ns, &name, result, summary)
-                    .await
+            if let Err(e) = ironlb_k8s::status::write_configuration_state(
+                &client, &ns, &name, result, summary, &warnings,
+            )
+            .await
             {
                 tracing::warn!(error = %e, "cannot write ConfigurationState");
             }

@@ -317,6 +317,12 @@ impl SpeakerState {
         self.sync_node(name);
     }
 
+    /// The labels of every Node known (for the configuration rules that depend on which
+    /// Nodes exist: `ironlb_config::Objects::nodes`).
+    pub fn node_labels(&self) -> Vec<BTreeMap<String, String>> {
+        self.nodes.values().map(|n| n.labels.clone()).collect()
+    }
+
     /// A Node object was deleted.
     pub fn remove_node(&mut self, name: &str) {
         self.nodes.remove(name);
@@ -567,6 +573,32 @@ pub fn hold_back(
     owned
 }
 
+/// What the Event about one Service this node announces in Layer 2 says: `nodeAssigned`
+/// (announcing from this node) when some interface carries it, `announceFailed` when none does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Its addresses.
+    pub ips: Vec<IpAddr>,
+    /// The Service object (`metadata.uid`): a Service deleted and created again under the same
+    /// name is another object, with its own Events.
+    pub uid: String,
+    /// Some interface of this node announces it.
+    pub usable: bool,
+}
+
+/// The Services whose Event is due: those in `now` that `before` did not have, or had with
+/// other addresses, another uid or the other usability; in key order. Everything else — a
+/// re-list, a configuration, Node or membership change, an interface change that leaves it
+/// announced as it was — publishes nothing, so each real change gets exactly one Event.
+pub fn assignments_changed<'a>(
+    before: &BTreeMap<String, Assignment>,
+    now: &'a BTreeMap<String, Assignment>,
+) -> Vec<(&'a String, &'a Assignment)> {
+    now.iter()
+        .filter(|(key, a)| before.get(*key) != Some(*a))
+        .collect()
+}
+
 /// The Services `from` announces that `to` does not announce with the same addresses: with
 /// (old, new) the ones stopped, with (new, old) the ones started.
 pub fn moved_away<'a>(
@@ -631,6 +663,47 @@ mod tests {
             ("ns/b".to_string(), o("10.0.0.151")),
         ]);
         assert_eq!(hold_back(now, &before), before);
+    }
+
+    fn assigned(ip: &str, uid: &str, usable: bool) -> Assignment {
+        Assignment {
+            ips: vec![ip.parse().expect("ip")],
+            uid: uid.into(),
+            usable,
+        }
+    }
+
+    #[test]
+    fn a_node_assigned_event_is_due_once_per_change_of_the_announcement() {
+        let first = BTreeMap::from([("ns/web".to_string(), assigned("10.0.0.150", "u1", true))]);
+        // Starting to announce: one Event.
+        let due = assignments_changed(&BTreeMap::new(), &first);
+        assert_eq!(due, vec![(&"ns/web".to_string(), &first["ns/web"])]);
+        // Any number of republishes of the same announcement (re-list, an unrelated pool or
+        // Node change, a membership change that does not move it): none.
+        let again = first.clone();
+        assert!(assignments_changed(&first, &again).is_empty());
+        // Another Service starting does not repeat the first one's.
+        let mut two = first.clone();
+        two.insert("ns/api".into(), assigned("10.0.0.151", "u2", true));
+        let due: Vec<&String> = assignments_changed(&first, &two)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(due, vec!["ns/api"]);
+        // Other addresses, a re-created Service (new uid), losing or regaining every usable
+        // interface: one Event each.
+        for changed in [
+            assigned("10.0.0.152", "u1", true),
+            assigned("10.0.0.150", "u9", true),
+            assigned("10.0.0.150", "u1", false),
+        ] {
+            let now = BTreeMap::from([("ns/web".to_string(), changed)]);
+            assert_eq!(assignments_changed(&first, &now).len(), 1, "{now:?}");
+            assert_eq!(assignments_changed(&now, &first).len(), 1, "{now:?}");
+        }
+        // Stopping announces nothing here (the new owner reports its own start).
+        assert!(assignments_changed(&first, &BTreeMap::new()).is_empty());
     }
 
     #[test]

@@ -95,6 +95,20 @@ async fn wait_event(env: &Env, service: &str, reason: &str, contains: &str) -> S
     }
 }
 
+/// How many `reason` Events Service `default/service` has with exactly `note`.
+async fn count_events(env: &Env, service: &str, reason: &str, note: &str) -> usize {
+    let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter(|e| e.note.as_deref() == Some(note))
+        .count()
+}
+
 async fn status_nodes(env: &Env, service: &str) -> Vec<String> {
     let api: Api<ServiceL2Status> = Api::namespaced(env.client.clone(), "metallb-system");
     api.list(&ListParams::default().labels(&format!("metallb.io/service-name={service}")))
@@ -191,6 +205,18 @@ async fn ownership_follows_labels_selectors_preferences_endpoints_and_interfaces
     apply_ok(lab, &reference_config("  interfaces: [eth0]\n"));
     wait_arp_owner(lab, &ip, Some(&owner), LIMIT).await;
     assert_eq!(curl(lab, "http://10.0.0.150/"), owner);
+    // One nodeAssigned from the owner per time it started announcing (at first, when the
+    // exclude label went, now that it has an interface again); none for the republishes in
+    // between (labels, advertisements that did not move the Service to it).
+    let assigned = format!("announcing from node \"{owner}\" with protocol \"layer2\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_events(&env, "web", "nodeAssigned", &assigned).await < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 nodeAssigned from {owner}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // ETP Local: only nodes with a serving endpoint; the owner follows the endpoint.
     pod(&env, "local-a", "local", "node2").await;
@@ -229,4 +255,9 @@ async fn ownership_follows_labels_selectors_preferences_endpoints_and_interfaces
     delete_pod(&env, "web-1").await;
     wait_arp_owner(lab, &ip, None, LIMIT).await;
     wait_status_nodes(&env, "web", &[]).await;
+    assert_eq!(
+        count_events(&env, "web", "nodeAssigned", &assigned).await,
+        3,
+        "nodeAssigned from {owner}, by the end"
+    );
 }

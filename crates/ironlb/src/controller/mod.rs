@@ -487,7 +487,7 @@ impl Controller {
                 ConfigurationResult::Invalid
             };
             let summary = (!summary.is_empty()).then_some(summary);
-            if let Err(e) = ironlb_k8s::status::write_configuration_verdict(
+            if let Err(e) = ironlb_k8s::status::write_configuration_state(
                 &client,
                 &ns,
                 "controller",

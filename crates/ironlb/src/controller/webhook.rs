@@ -499,6 +499,12 @@ async fn validate(
     let request = &body["request"];
     let uid = request["uid"].clone();
     let verdict = match kind_of_path(&hook) {
+        // Whether two BGPAdvertisements conflict depends on which Nodes both select: judged
+        // on what the API server holds now, Nodes included, as MetalLB does.
+        Some(kind @ ObjectKind::BgpAdvertisement) => match live_objects(&wh).await {
+            Ok(live) => review(kind, request, &live, &wh.ctx),
+            Err(e) => Err(format!("cannot read the configuration and the Nodes: {e}")),
+        },
         Some(kind) => match review(kind, request, &wh.stores.objects(), &wh.ctx) {
             Ok(warnings) if warnings.is_empty() => Ok(warnings),
             // The stores may not have seen a write made an instant ago (the pool an
@@ -528,6 +534,13 @@ async fn validate(
         "kind": "AdmissionReview",
         "response": response,
     }))
+}
+
+/// The configuration objects and the Nodes' labels, read from the API server now.
+async fn live_objects(wh: &Webhook) -> Result<ironlb_config::Objects, kube::Error> {
+    let mut objects = ironlb_k8s::fetch_objects(&wh.client, &wh.ctx.namespace).await?;
+    objects.nodes = Some(ironlb_k8s::fetch_node_labels(&wh.client).await?);
+    Ok(objects)
 }
 
 /// Converts BGPPeers to `desired` (`metallb.io/v1beta1` or `metallb.io/v1beta2`).
