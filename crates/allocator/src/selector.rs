@@ -36,6 +36,13 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
+    /// The rule of every selector list in the `metallb.io` API (`nodeSelectors`,
+    /// `serviceSelectors`, …): an empty list selects everything, otherwise an object is
+    /// selected when any selector of the list matches its labels.
+    pub fn list_selects(list: &[LabelSelector], labels: &BTreeMap<String, String>) -> bool {
+        list.is_empty() || list.iter().any(|s| s.matches(labels))
+    }
+
     /// Whether an object with these labels is selected.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.match_labels

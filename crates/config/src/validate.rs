@@ -489,10 +489,9 @@ fn share_a_node(
     a: &[LabelSelector],
     b: &[LabelSelector],
 ) -> bool {
-    let selects = |list: &[LabelSelector], labels: &BTreeMap<String, String>| {
-        list.is_empty() || list.iter().any(|s| s.matches(labels))
-    };
-    nodes.iter().any(|n| selects(a, n) && selects(b, n))
+    nodes
+        .iter()
+        .any(|n| LabelSelector::list_selects(a, n) && LabelSelector::list_selects(b, n))
 }
 
 /// Advertisements announcing the same prefixes to the same peer from the same node must agree

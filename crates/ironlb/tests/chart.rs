@@ -114,7 +114,10 @@ fn default_values_render_what_deploy_ships() {
         let a = std::fs::read_to_string(crd_dir.join(name)).unwrap();
         let b = std::fs::read_to_string(chart().join("files/crds").join(name))
             .unwrap_or_else(|_| panic!("charts/ironlb/files/crds/{name} is missing"));
-        assert_eq!(a, b, "charts/ironlb/files/crds/{name} differs from deploy/crds: copy it");
+        assert_eq!(
+            a, b,
+            "charts/ironlb/files/crds/{name} differs from deploy/crds: copy it"
+        );
     }
     assert_eq!(find(&docs, "CustomResourceDefinition").len(), shipped.len());
 
@@ -139,7 +142,10 @@ fn default_values_render_what_deploy_ships() {
         container(speaker)["securityContext"]["capabilities"]["add"][0],
         "NET_RAW"
     );
-    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "ironlb-memberlist");
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        "ironlb-memberlist"
+    );
     // The speakers find each other by exactly the labels their Pods carry.
     let ml_labels = env(speaker, "METALLB_ML_LABELS").unwrap()["value"]
         .as_str()
@@ -182,7 +188,11 @@ fn a_metallb_users_values_apply_where_they_mean_something() {
     // MetalLB's images cannot run ironlb: ironlb's image instead (reported at install).
     for w in [controller, speaker] {
         assert_eq!(container(w)["image"], "ironlb/ironlb:0.1.0");
-        assert!(args(w).contains(&"--port=9120".to_string()), "{:?}", args(w));
+        assert!(
+            args(w).contains(&"--port=9120".to_string()),
+            "{:?}",
+            args(w)
+        );
         let ann = &w["spec"]["template"]["metadata"]["annotations"];
         assert_eq!(ann["prometheus.io/scrape"], "true");
     }
@@ -201,8 +211,15 @@ fn a_metallb_users_values_apply_where_they_mean_something() {
     let spod = &speaker["spec"]["template"]["spec"];
     assert_eq!(spod["priorityClassName"], "system-node-critical");
     let tolerations = spod["tolerations"].as_sequence().unwrap();
-    assert!(tolerations.iter().any(|t| t["operator"] == "Exists" && t["key"].is_null()));
-    assert_eq!(env(speaker, "METALLB_ML_BIND_PORT").unwrap()["value"], "7947");
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["operator"] == "Exists" && t["key"].is_null())
+    );
+    assert_eq!(
+        env(speaker, "METALLB_ML_BIND_PORT").unwrap()["value"],
+        "7947"
+    );
     // Prometheus Operator objects, plain HTTP, and MetalLB's alert names.
     let monitors = find(&docs, "ServiceMonitor");
     assert_eq!(monitors.len(), 2);

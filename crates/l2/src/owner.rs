@@ -26,7 +26,7 @@
 //!    that match the node, descending; then sha256(node + "#" + ip) bytewise ascending; the
 //!    first candidate owns the address.
 
-use ironlb_config::L2Advertisement;
+use ironlb_config::{L2Advertisement, LabelSelector};
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -42,6 +42,16 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// The Node has the condition `NetworkUnavailable=True`.
     pub network_unavailable: bool,
+}
+
+impl NodeInfo {
+    /// Whether the Node is out of load balancing altogether, for Layer 2 and BGP alike: its
+    /// `NetworkUnavailable` condition is true, or it carries [`EXCLUDE_LABEL`] (unless the
+    /// speaker ignores that label, `--ignore-exclude-lb`).
+    pub fn excluded(&self, settings: Settings) -> bool {
+        self.network_unavailable
+            || (!settings.ignore_exclude_lb && self.labels.contains_key(EXCLUDE_LABEL))
+    }
 }
 
 /// A LoadBalancer Service as owner selection sees it.
@@ -120,10 +130,7 @@ pub fn applying_advertisements<'a>(
 ) -> Vec<&'a L2Advertisement> {
     ads.iter()
         .filter(|ad| ad.pools.contains(&svc.pool))
-        .filter(|ad| {
-            ad.service_selectors.is_empty()
-                || ad.service_selectors.iter().any(|s| s.matches(&svc.labels))
-        })
+        .filter(|ad| LabelSelector::list_selects(&ad.service_selectors, &svc.labels))
         .collect()
 }
 
@@ -137,15 +144,12 @@ pub fn candidate_rank(
     ip_text: &str,
     settings: Settings,
 ) -> Option<Rank> {
-    if node.network_unavailable
-        || (!settings.ignore_exclude_lb && node.labels.contains_key(EXCLUDE_LABEL))
-        || (svc.local_traffic_policy && !svc.serving_nodes.contains(name))
-    {
+    if node.excluded(settings) || (svc.local_traffic_policy && !svc.serving_nodes.contains(name)) {
         return None;
     }
-    let selected = applying.iter().any(|ad| {
-        ad.node_selectors.is_empty() || ad.node_selectors.iter().any(|s| s.matches(&node.labels))
-    });
+    let selected = applying
+        .iter()
+        .any(|ad| LabelSelector::list_selects(&ad.node_selectors, &node.labels));
     if !selected {
         return None;
     }

@@ -82,13 +82,9 @@ pub struct Plan {
     pub services: BTreeMap<String, AnnouncedService>,
 }
 
-fn selects(selectors: &[LabelSelector], labels: &BTreeMap<String, String>) -> bool {
-    selectors.is_empty() || selectors.iter().any(|s| s.matches(labels))
-}
-
 /// The peer has a session from a node with `labels` (its `nodeSelectors`; empty = every node).
 pub fn peer_selects_node(peer: &Peer, labels: &BTreeMap<String, String>) -> bool {
-    selects(&peer.node_selectors, labels)
+    LabelSelector::list_selects(&peer.node_selectors, labels)
 }
 
 /// Whether a session with `peer` carries prefixes of `prefix`'s family: the family of the
@@ -183,7 +179,7 @@ pub fn plan<'a>(
     let ads: Vec<(&BgpAdvertisement, RouteAttributes)> = config
         .bgp_advertisements
         .iter()
-        .filter(|a| selects(&a.node_selectors, &node.labels))
+        .filter(|a| LabelSelector::list_selects(&a.node_selectors, &node.labels))
         .map(|a| (a, attributes(a)))
         .collect();
     for svc in services {
@@ -199,7 +195,7 @@ pub fn plan<'a>(
             let mut announced = false;
             for (ad, attrs) in &ads {
                 if !ad.pools.iter().any(|p| p == pool)
-                    || !selects(&ad.service_selectors, &svc.labels)
+                    || !LabelSelector::list_selects(&ad.service_selectors, &svc.labels)
                 {
                     continue;
                 }

@@ -37,7 +37,6 @@ use ironlb_bgp::session::driver::{BfdGate, PeerConfig, Session, SessionStats};
 use ironlb_bgp::session::fsm::{FsmConfig, GracefulRestartConfig, PeerAs, State};
 use ironlb_config::{BfdProfile, Config, Peer, PeerAsn, PeerTarget};
 use ironlb_k8s::events::{EventSink, Kind, Pending, service_reference};
-use ironlb_l2::owner::EXCLUDE_LABEL;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Api, Client};
@@ -132,18 +131,6 @@ fn fallback_router_id(node: &str) -> Ipv4Addr {
     Ipv4Addr::from(h)
 }
 
-/// The InternalIPs of a Node, in order.
-fn internal_ips(node: &Node) -> Vec<IpAddr> {
-    node.status
-        .as_ref()
-        .and_then(|s| s.addresses.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|a| a.type_ == "InternalIP")
-        .filter_map(|a| a.address.parse().ok())
-        .collect()
-}
-
 /// The BFD parameters of a validated BFDProfile (`Err`: a setting this BFD cannot serve).
 pub fn bfd_params(profile: &BfdProfile) -> Result<BfdParams, ironlb_bfd::ParamsError> {
     BfdParams::from_profile(&ironlb_api::v1beta1::BfdProfileSpec {
@@ -212,12 +199,10 @@ pub fn bgp_services(state: &SpeakerState) -> Vec<BgpService> {
 /// This node as planning sees it (`None` before its Node object is known).
 pub fn node_view(state: &SpeakerState) -> Option<NodeView> {
     let info = state.node_info(state.node())?;
-    let excluded = info.network_unavailable
-        || (!state.settings().ignore_exclude_lb && info.labels.contains_key(EXCLUDE_LABEL));
     Some(NodeView {
         name: state.node().to_string(),
         labels: info.labels.clone(),
-        excluded,
+        excluded: info.excluded(state.settings()),
     })
 }
 
@@ -271,7 +256,7 @@ impl BgpSpeaker {
         let namespace = args.namespace.as_str();
         let node = args.node_name.as_str();
         let node_ips = match Api::<Node>::all(client.clone()).get_opt(node).await {
-            Ok(Some(n)) => internal_ips(&n),
+            Ok(Some(n)) => crate::runtime::internal_ips(&n),
             Ok(None) => Vec::new(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read this Node: BGP router ID and next hops from the sessions");

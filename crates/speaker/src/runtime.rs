@@ -84,8 +84,8 @@ fn read_key(path: &Path) -> Result<Vec<u8>> {
     Ok(trimmed)
 }
 
-/// The InternalIPs of a Node, in order.
-fn internal_ips(node: &Node) -> Vec<IpAddr> {
+/// The InternalIPs of a Node, in order (the membership's and BGP's source addresses).
+pub(crate) fn internal_ips(node: &Node) -> Vec<IpAddr> {
     node.status
         .as_ref()
         .and_then(|s| s.addresses.as_ref())

@@ -15,7 +15,7 @@
 //! equal to it); this module only decides what goes *into* it.
 
 use ironlb_allocator::AddressRange;
-use ironlb_config::{Config, L2Advertisement, Pool};
+use ironlb_config::{Config, L2Advertisement, LabelSelector, Pool};
 use ironlb_l2::owner::{Decision, NodeInfo, OwnerIndex, Settings, applying_advertisements};
 use ironlb_l2::responder::{Announce, Announcements};
 use k8s_openapi::api::core::v1::Node;
@@ -142,9 +142,7 @@ pub fn interfaces_for(
 ) -> Vec<String> {
     let mut names = BTreeSet::new();
     for ad in applying_advertisements(svc, ads) {
-        let selects = ad.node_selectors.is_empty()
-            || ad.node_selectors.iter().any(|s| s.matches(node_labels));
-        if !selects {
+        if !LabelSelector::list_selects(&ad.node_selectors, node_labels) {
             continue;
         }
         if ad.interfaces.is_empty() {
