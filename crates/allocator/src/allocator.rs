@@ -24,10 +24,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::Pool;
 use crate::block::{AddressBlock, to_u128};
 use crate::error::{AllocationError, PoolError, SharingConflict};
 use crate::request::{FamilyPlan, IpFamily, ServiceKey, ServicePort, ServiceRequest};
-use crate::{AddressRange, Pool};
 
 /// Addresses a Service holds, and the pool they come from (for
 /// `metallb.io/ip-allocated-from-pool`).
@@ -835,10 +835,7 @@ fn build_pools(mut pools: Vec<Pool>) -> Result<(Vec<PoolState>, PoolIndex), Pool
     for pool in pools {
         let mut blocks = Vec::with_capacity(pool.ranges.len());
         for r in &pool.ranges {
-            let (start, end) = match r {
-                AddressRange::Cidr(net) => (net.network(), net.broadcast()),
-                AddressRange::Range { start, end } => (*start, *end),
-            };
+            let (start, end) = r.bounds();
             if IpFamily::of(start) != IpFamily::of(end) {
                 return Err(PoolError::MixedFamilies {
                     pool: pool.name.clone(),

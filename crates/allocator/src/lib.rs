@@ -56,6 +56,23 @@ pub enum AddressRange {
     },
 }
 
+impl AddressRange {
+    /// The first and the last address of the block (a CIDR's network and broadcast addresses).
+    pub fn bounds(&self) -> (IpAddr, IpAddr) {
+        match self {
+            AddressRange::Cidr(net) => (net.network(), net.broadcast()),
+            AddressRange::Range { start, end } => (*start, *end),
+        }
+    }
+
+    /// Whether `ip` is in the block: the one "address in pool" rule, for the allocator and for
+    /// the speakers, which find a Service's pool by its address as MetalLB's do.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let (start, end) = self.bounds();
+        start.is_ipv4() == ip.is_ipv4() && start <= ip && ip <= end
+    }
+}
+
 /// Which Services a pool is reserved for, and with what priority (IPAddressPool
 /// `spec.serviceAllocation`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,4 +100,32 @@ pub struct Pool {
     pub avoid_buggy_ips: bool,
     /// `spec.serviceAllocation`, if set.
     pub service_allocation: Option<ServiceAllocation>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod range_tests {
+    use super::AddressRange;
+    use std::net::IpAddr;
+
+    #[test]
+    fn contains_is_inclusive_and_never_crosses_families() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let cidr = AddressRange::Cidr("10.0.0.0/30".parse().unwrap());
+        assert_eq!(cidr.bounds(), (ip("10.0.0.0"), ip("10.0.0.3")));
+        assert!(cidr.contains(ip("10.0.0.0")) && cidr.contains(ip("10.0.0.3")));
+        assert!(!cidr.contains(ip("10.0.0.4")) && !cidr.contains(ip("::a00:1")));
+        let range = AddressRange::Range {
+            start: ip("10.0.0.150"),
+            end: ip("10.0.0.180"),
+        };
+        assert!(range.contains(ip("10.0.0.150")) && range.contains(ip("10.0.0.180")));
+        assert!(!range.contains(ip("10.0.0.149")) && !range.contains(ip("10.0.0.181")));
+        // An IPv6 address between the two as numbers is still not in an IPv4 range.
+        let v6 = AddressRange::Range {
+            start: ip("fd10::150"),
+            end: ip("fd10::180"),
+        };
+        assert!(v6.contains(ip("fd10::160")) && !v6.contains(ip("10.0.0.160")));
+    }
 }

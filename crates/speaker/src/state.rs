@@ -14,7 +14,6 @@
 //! The owner itself is always [`ironlb_l2::select_owner`]'s answer (the index is property-tested
 //! equal to it); this module only decides what goes *into* it.
 
-use ironlb_allocator::AddressRange;
 use ironlb_config::{Config, L2Advertisement, LabelSelector, Pool};
 use ironlb_l2::owner::{Decision, NodeInfo, OwnerIndex, Settings, applying_advertisements};
 use ironlb_l2::responder::{Announce, Announcements};
@@ -114,21 +113,12 @@ pub fn node_info(node: &Node) -> NodeInfo {
     }
 }
 
-fn range_contains(range: &AddressRange, ip: IpAddr) -> bool {
-    match range {
-        AddressRange::Cidr(net) => net.contains(&ip),
-        AddressRange::Range { start, end } => {
-            start.is_ipv4() == ip.is_ipv4() && *start <= ip && ip <= *end
-        }
-    }
-}
-
 /// The pool whose ranges contain `ip` (MetalLB's speaker finds the pool by address, not by the
 /// annotation).
 pub fn pool_of(pools: &[Pool], ip: IpAddr) -> Option<&str> {
     pools
         .iter()
-        .find(|p| p.ranges.iter().any(|r| range_contains(r, ip)))
+        .find(|p| p.ranges.iter().any(|r| r.contains(ip)))
         .map(|p| p.name.as_str())
 }
 
