@@ -3,19 +3,20 @@
 //! `cargo run -p ironlb-api --bin crdgen` writes them to `deploy/crds/`, one file per CRD; a test
 //! fails when the committed files differ from what the types generate.
 //!
-//! BGPPeer's CRD carries both versions (v1beta2 stored). Its `conversion` is `strategy: None` for
-//! now: `Webhook` would make the API server call a conversion service for every v1beta1 read or
-//! write, and there is no webhook to call until the controller serves one (it will patch the CRD
-//! with `strategy: Webhook`, its URL / Service and caBundle when it starts). With `None` the API
-//! server only rewrites `apiVersion`, which is wrong for v1beta1 objects that use
-//! `nodeSelectors` with expressions; everything else of v1beta1 is a subset of v1beta2.
+//! BGPPeer's CRD carries both versions (v1beta2 stored) and, as MetalLB ships it, a conversion
+//! webhook: `strategy: Webhook` to `/convert` of the Service `metallb-webhook-service` in
+//! `metallb-system` (the controller serves it). The manifest carries no `caBundle`: the
+//! controller makes the webhook's CA and injects it, and only it, when it starts, so
+//! re-applying the manifest (client-side or server-side) never fights the controller over the
+//! conversion settings. Until the controller has started, reads and writes of v1beta1 objects
+//! fail; v1beta2 (the stored version) needs no conversion.
 
 use crate::{GROUP, v1beta1, v1beta2};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceColumnDefinition, CustomResourceConversion, CustomResourceDefinition,
     CustomResourceDefinitionNames, CustomResourceDefinitionSpec, CustomResourceDefinitionVersion,
     CustomResourceSubresourceStatus, CustomResourceSubresources, CustomResourceValidation,
-    JSONSchemaProps,
+    JSONSchemaProps, ServiceReference, WebhookClientConfig, WebhookConversion,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
@@ -35,7 +36,14 @@ struct Version {
     spec_required: bool,
 }
 
-/// The OpenAPI v3 schema of `T` in the structural form the API server requires.
+/// The Service in front of the controller's webhook (validation and BGPPeer conversion).
+pub const WEBHOOK_SERVICE: &str = "metallb-webhook-service";
+
+/// The path of the BGPPeer conversion webhook.
+pub const CONVERSION_PATH: &str = "/convert";
+
+/// The OpenAPI v3 schema of `T` in the structural form the API server requires, without
+/// `nullable` (MetalLB's schemas have none).
 fn schema_of<T: JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::openapi3()
         .with(|s| {
@@ -46,6 +54,7 @@ fn schema_of<T: JsonSchema>() -> Value {
         .with_transform(kube::core::schema::StructuralSchemaRewriter)
         .with_transform(kube::core::schema::OptionalEnum)
         .with_transform(kube::core::schema::OptionalIntOrString)
+        .with_transform(crate::schema::remove_nullable)
         .into_generator();
     serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or(Value::Null)
 }
@@ -155,6 +164,27 @@ fn v1beta1<T: JsonSchema>(columns: &'static [Column], spec_required: bool) -> Ve
     }
 }
 
+/// BGPPeer's conversion as MetalLB ships it: the controller's webhook behind its Service,
+/// without a `caBundle` (the controller injects it).
+fn bgppeer_conversion() -> CustomResourceConversion {
+    CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    name: WEBHOOK_SERVICE.into(),
+                    namespace: crate::DEFAULT_NAMESPACE.into(),
+                    path: Some(CONVERSION_PATH.into()),
+                    port: None,
+                }),
+                ca_bundle: None,
+                url: None,
+            }),
+            conversion_review_versions: vec!["v1".into()],
+        }),
+    }
+}
+
 /// Every CRD, with the file name `crdgen` writes it to, in a stable order.
 pub fn all() -> Vec<(String, CustomResourceDefinition)> {
     let bgppeer_columns: &'static [Column] = &[
@@ -220,10 +250,7 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
                     spec_required: false,
                 },
             ],
-            Some(CustomResourceConversion {
-                strategy: "None".into(),
-                webhook: None,
-            }),
+            Some(bgppeer_conversion()),
         ),
         crd(
             "Community",
@@ -310,13 +337,18 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
 
 /// The YAML text `crdgen` writes for one CRD (with a generated-file header).
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
-    let mut value =
-        serde_json::to_value(crd).map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
-    integral_floats_to_integers(&mut value);
-    let body = serde_yaml::to_string(&value)?;
+    let body = to_yaml_body(crd)?;
     Ok(format!(
         "# Generated by `cargo run -p ironlb-api --bin crdgen`: do not edit.\n---\n{body}"
     ))
+}
+
+/// One CRD as a YAML document, without header or separator.
+pub fn to_yaml_body(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
+    let mut value =
+        serde_json::to_value(crd).map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+    integral_floats_to_integers(&mut value);
+    serde_yaml::to_string(&value)
 }
 
 /// `JSONSchemaProps` keeps `minimum` / `maximum` as floats; write `1` rather than `1.0`.

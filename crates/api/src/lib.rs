@@ -23,6 +23,8 @@ mod macros;
 
 pub mod conversion;
 pub mod crd;
+pub mod manifest;
+mod schema;
 pub mod v1beta1;
 pub mod v1beta2;
 

@@ -43,16 +43,16 @@ pub enum DynamicAsn {
 pub struct BgpPeerSpec {
     /// Local AS number.
     #[serde(rename = "myASN")]
-    #[schemars(range(min = 0, max = 4294967295u32))]
+    #[schemars(range(min = 0, max = 4294967295u32), transform = crate::schema::int64)]
     pub my_asn: u32,
     /// AS number the peer must announce. Exactly one of `peerASN` and `dynamicASN` is required.
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 4294967295u32))]
+    #[schemars(range(min = 0, max = 4294967295u32), transform = crate::schema::int64)]
     pub peer_asn: Option<u32>,
     /// The AS number to present to this peer instead of `myASN` (MetalLB: FRR's `local-as
     /// <ASN> no-prepend replace-as`; not supported by MetalLB's native mode).
     #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4294967295u32))]
+    #[schemars(range(min = 1, max = 4294967295u32), transform = crate::schema::int64)]
     pub local_asn: Option<u32>,
     /// Accept the peer's AS number if it is ours (`internal`) or not ours (`external`).
     #[serde(
@@ -69,7 +69,7 @@ pub struct BgpPeerSpec {
     pub source_address: Option<String>,
     /// TCP port to connect to (1-16384, default 179).
     #[serde(default = "default_peer_port")]
-    #[schemars(range(min = 1, max = 16384))]
+    #[schemars(range(min = 1, max = 16384), transform = crate::schema::no_format)]
     pub peer_port: Option<u16>,
     /// Requested hold time, a Go duration such as `90s` (0 or at least 3 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +91,7 @@ pub struct BgpPeerSpec {
     pub router_id: Option<String>,
     /// Peer only from nodes matching one of these (empty: all nodes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::label_selectors)]
     pub node_selectors: Vec<LabelSelector>,
     /// TCP MD5 password (or use `passwordSecret`, not both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +99,7 @@ pub struct BgpPeerSpec {
     /// A `kubernetes.io/basic-auth` Secret in ironlb's namespace whose key `password` holds the
     /// TCP MD5 password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub password_secret: Option<SecretReference>,
     /// Name of the BFDProfile for this session (unset: no BFD).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,4 +1,5 @@
-//! The committed `deploy/crds/*.yaml` must be exactly what the types generate.
+//! The committed `deploy/crds/*.yaml` and `deploy/ironlb-native.yaml` must be exactly what the
+//! types and the parts in `deploy/` generate.
 
 use std::path::PathBuf;
 
@@ -75,9 +76,27 @@ fn bgppeer_serves_v1beta1_and_stores_v1beta2() {
             ("v1beta2", true, true, None)
         ]
     );
+    // Converted by the controller's webhook behind its Service, as MetalLB ships it; the
+    // controller injects only the caBundle, so the manifest carries none.
+    let conversion = crd.spec.conversion.as_ref().expect("a conversion");
+    assert_eq!(conversion.strategy, "Webhook");
+    let webhook = conversion.webhook.as_ref().expect("a conversion webhook");
+    assert_eq!(webhook.conversion_review_versions, vec!["v1".to_string()]);
+    let client = webhook.client_config.as_ref().expect("a client config");
+    assert_eq!(client.ca_bundle, None);
+    assert_eq!(client.url, None);
+    let service = client.service.as_ref().expect("a Service reference");
     assert_eq!(
-        crd.spec.conversion.as_ref().map(|c| c.strategy.as_str()),
-        Some("None")
+        (
+            service.name.as_str(),
+            service.namespace.as_str(),
+            service.path.as_deref()
+        ),
+        (
+            "metallb-webhook-service",
+            "metallb-system",
+            Some("/convert")
+        )
     );
 }
 
@@ -100,10 +119,66 @@ fn schemas_carry_metallb_ranges_defaults_and_cel_rules() {
         "default: 128\n",
         "rule: self == oldSelf",
         "duration(self).getSeconds() >= 1",
-        "size(self.serviceSelectors) == 0",
+        "self.serviceSelectors.size() == 0",
         "- internal\n",
         "- external\n",
     ] {
         assert!(all.contains(needle), "generated CRDs lack {needle:?}");
     }
+}
+
+#[test]
+fn committed_native_manifest_matches_the_parts() {
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let want = ironlb_api::manifest::native(&deploy).expect("the parts of deploy/ read");
+    let have = std::fs::read_to_string(deploy.join(ironlb_api::manifest::NATIVE_FILE))
+        .unwrap_or_else(|e| panic!("deploy/ironlb-native.yaml: {e}"));
+    assert!(
+        have == want,
+        "deploy/ironlb-native.yaml differs from its parts: run `cargo run -p ironlb-api --bin crdgen` and commit the result"
+    );
+}
+
+#[test]
+fn native_manifest_holds_every_object_under_metallbs_names() {
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let text = ironlb_api::manifest::native(&deploy).expect("the parts of deploy/ read");
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("YAML document");
+        if v.is_null() {
+            continue;
+        }
+        let name = v["metadata"]["name"].as_str().expect("a name").to_string();
+        objects.push(format!("{}/{name}", v["kind"].as_str().expect("a kind")));
+    }
+    // The namespace comes first and the CRDs before anything else, so one apply works.
+    assert_eq!(objects[0], "Namespace/metallb-system");
+    assert!(
+        objects[1..10]
+            .iter()
+            .all(|o| o.starts_with("CustomResourceDefinition/"))
+    );
+    for want in [
+        "CustomResourceDefinition/bgppeers.metallb.io",
+        "CustomResourceDefinition/ipaddresspools.metallb.io",
+        "ServiceAccount/controller",
+        "ServiceAccount/speaker",
+        "ClusterRole/metallb-system:controller",
+        "ClusterRole/metallb-system:speaker",
+        "ClusterRoleBinding/metallb-system:controller",
+        "ClusterRoleBinding/metallb-system:speaker",
+        "Role/controller",
+        "RoleBinding/controller",
+        "Service/metallb-webhook-service",
+        "ValidatingWebhookConfiguration/metallb-webhook-configuration",
+        "Deployment/controller",
+        "DaemonSet/speaker",
+    ] {
+        assert!(
+            objects.iter().any(|o| o == want),
+            "{want} missing: {objects:?}"
+        );
+    }
+    assert_eq!(objects.len(), 24, "{objects:?}");
 }

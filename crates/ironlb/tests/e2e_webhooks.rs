@@ -1,7 +1,8 @@
 //! End to end in the lab: the real kube-apiserver calls the controller's webhook (url client
 //! config on 127.0.0.1, caBundle injected by the controller) and `kubectl apply` of a bad object
 //! of every kind fails with a message naming the field; the BGPPeer conversion endpoint answers
-//! over the same TLS; and the shipped deploy/controller manifests pass a server-side dry run.
+//! over the same TLS; and the shipped deploy/controller manifests and deploy/ironlb-native.yaml
+//! pass a server-side dry run.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -147,14 +148,14 @@ async fn bad_objects_of_every_kind_are_rejected_naming_the_field() {
     rejected(
         &env,
         "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: peerbad, namespace: metallb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: \"10.0.0.1\", holdTime: 1s}\n",
-        "bgppeervalidationwebhook.metallb.io",
+        "bgppeersvalidationwebhook.metallb.io",
         &["spec.holdTime"],
     );
     // The deprecated version goes through the same rules (converted first).
     rejected(
         &env,
         "apiVersion: metallb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: peerold, namespace: metallb-system}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: \"10.0.0.1\", holdTime: 2s}\n",
-        "bgppeervalidationwebhook.metallb.io",
+        "bgppeersvalidationwebhook.metallb.io",
         &["spec.holdTime"],
     );
     // Native BGP is served: a good peer and advertisement are accepted...
@@ -324,4 +325,27 @@ async fn deploy_manifests_pass_a_server_side_dry_run() {
         assert!(out.contains(kind), "{kind} missing from dry run:\n{out}");
     }
     assert_eq!(out.matches("(server dry run)").count(), 9, "{out}");
+
+    // The one-file manifest, everything in it: the namespace, the CRDs (BGPPeer's with its
+    // conversion webhook), both ServiceAccounts and RBAC, the webhook, both workloads.
+    let native = ironlb_lab::components::deploy_dir().join("ironlb-native.yaml");
+    let out = kubectl(
+        &lab,
+        &["apply", "--dry-run=server", "-f", native.to_str().unwrap()],
+    );
+    for kind in [
+        "namespace/metallb-system",
+        "customresourcedefinition.apiextensions.k8s.io/bgppeers.metallb.io",
+        "customresourcedefinition.apiextensions.k8s.io/configurationstates.metallb.io",
+        "serviceaccount/speaker",
+        "clusterrole.rbac.authorization.k8s.io/metallb-system:speaker",
+        "role.rbac.authorization.k8s.io/speaker",
+        "deployment.apps/controller",
+        "daemonset.apps/speaker",
+        "service/metallb-webhook-service",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration",
+    ] {
+        assert!(out.contains(kind), "{kind} missing from dry run:\n{out}");
+    }
+    assert_eq!(out.matches("(server dry run)").count(), 24, "{out}");
 }

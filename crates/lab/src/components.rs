@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   deploy/controller/{namespace,serviceaccount,rbac}.yaml --kubectl apply (admin)--> lab
-//!   deploy/controller/webhook.yaml  --service refs rewritten to url https://127.0.0.1:<port>--> lab
+//!   deploy/controller/webhook.yaml, the BGPPeer CRD's conversion webhook
+//!                                   --service refs rewritten to url https://127.0.0.1:<port>--> lab
 //!   TokenRequest (ServiceAccount metallb-system/controller) --> <lab>/ironlb-controller.kubeconfig
 //!   `ironlb controller --kubeconfig ... --port P --health-probe-port H --webhook-listen 127.0.0.1:W`
 //!        as proc::Daemon "ironlb-controller" (host namespace; the API server is reachable there)
@@ -252,6 +253,21 @@ pub fn lab_webhook_configuration(port: u16) -> Result<serde_json::Value> {
     bail!("deploy/controller/webhook.yaml has no ValidatingWebhookConfiguration")
 }
 
+/// `deploy/crds/metallb.io_bgppeers.yaml` with its conversion webhook's `service` replaced by
+/// `url: https://127.0.0.1:<port>/convert`, as [`lab_webhook_configuration`] does for the
+/// validating webhooks (the controller injects only the caBundle, into whichever it finds).
+pub fn lab_bgppeer_crd(port: u16) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(deploy_dir().join("crds/metallb.io_bgppeers.yaml"))?;
+    let mut crd: serde_json::Value = serde_yaml::from_str(&text)?;
+    let client_config = &mut crd["spec"]["conversion"]["webhook"]["clientConfig"];
+    let path = client_config["service"]["path"]
+        .as_str()
+        .context("deploy/crds/metallb.io_bgppeers.yaml has no conversion webhook Service")?
+        .to_string();
+    *client_config = serde_json::json!({"url": format!("https://127.0.0.1:{port}{path}")});
+    Ok(crd)
+}
+
 /// A token for `namespace/name` valid for `seconds` (the ServiceAccount must exist).
 pub async fn long_token(lab: &Lab, namespace: &str, name: &str, seconds: i64) -> Result<String> {
     let sas: Api<ServiceAccount> = Api::namespaced(lab.client().await?, namespace);
@@ -302,6 +318,7 @@ pub async fn start_controller(lab: &Lab, options: ControllerOptions) -> Result<C
     if options.webhook {
         let vwc = lab_webhook_configuration(webhook_port)?;
         kubectl_apply(lab, &serde_json::to_vec(&vwc)?)?;
+        kubectl_apply(lab, &serde_json::to_vec(&lab_bgppeer_crd(webhook_port)?)?)?;
     }
     let controller = Controller {
         daemon: Daemon::new(&lab.dir, &options.name),

@@ -21,19 +21,19 @@ resource! {
 pub struct BfdProfileSpec {
     /// Minimum interval between received control packets, in milliseconds (10-60000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 60000))]
+    #[schemars(range(min = 10, max = 60000), transform = crate::schema::int32)]
     pub receive_interval: Option<u32>,
     /// Minimum interval between sent control packets, in milliseconds (10-60000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 60000))]
+    #[schemars(range(min = 10, max = 60000), transform = crate::schema::int32)]
     pub transmit_interval: Option<u32>,
     /// Packets that may be lost before the session is declared down (2-255).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 2, max = 255))]
+    #[schemars(range(min = 2, max = 255), transform = crate::schema::int32)]
     pub detect_multiplier: Option<u32>,
     /// Minimum interval between echo packets, in milliseconds (10-60000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 60000))]
+    #[schemars(range(min = 10, max = 60000), transform = crate::schema::int32)]
     pub echo_interval: Option<u32>,
     /// Use echo mode (single-hop sessions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,7 +43,7 @@ pub struct BfdProfileSpec {
     pub passive_mode: Option<bool>,
     /// Multi-hop sessions: the minimum TTL expected on received packets (1-254).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 254))]
+    #[schemars(range(min = 1, max = 254), transform = crate::schema::int32)]
     pub minimum_ttl: Option<u32>,
 }
 

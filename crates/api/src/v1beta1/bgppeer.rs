@@ -22,11 +22,11 @@ resource! {
 pub struct BgpPeerSpec {
     /// Local AS number.
     #[serde(rename = "myASN")]
-    #[schemars(range(min = 0, max = 4294967295u32))]
+    #[schemars(range(min = 0, max = 4294967295u32), transform = crate::schema::int64)]
     pub my_asn: u32,
     /// AS number the peer must announce.
     #[serde(rename = "peerASN")]
-    #[schemars(range(min = 0, max = 4294967295u32))]
+    #[schemars(range(min = 0, max = 4294967295u32), transform = crate::schema::int64)]
     pub peer_asn: u32,
     /// Address to connect to.
     pub peer_address: String,
@@ -35,7 +35,7 @@ pub struct BgpPeerSpec {
     pub source_address: Option<String>,
     /// TCP port to connect to (0-16384; unset: 179).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 16384))]
+    #[schemars(range(min = 0, max = 16384), transform = crate::schema::no_format)]
     pub peer_port: Option<u16>,
     /// Requested hold time, a Go duration such as `90s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,15 +54,18 @@ impl Default for IpAddressPoolSpec {
 pub struct ServiceAllocation {
     /// Lower values are tried first; 0 (unset) comes after every pool with a priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::no_format)]
     pub priority: Option<i64>,
     /// Namespaces, by name, whose Services may use the pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
     /// Namespaces, by label, whose Services may use the pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::label_selectors)]
     pub namespace_selectors: Vec<LabelSelector>,
     /// Services, by label, that may use the pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::label_selectors)]
     pub service_selectors: Vec<LabelSelector>,
 }
 

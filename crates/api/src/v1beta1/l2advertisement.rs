@@ -25,15 +25,18 @@ pub struct L2AdvertisementSpec {
     pub ip_address_pools: Vec<String>,
     /// Pools, by label.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::label_selectors)]
     pub ip_address_pool_selectors: Vec<LabelSelector>,
     /// Nodes that may announce (empty: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::label_selectors)]
     pub node_selectors: Vec<LabelSelector>,
     /// Interfaces to announce from (empty: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
     /// Services, by label, this advertisement applies to (empty: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::label_selectors)]
     pub service_selectors: Vec<LabelSelector>,
     /// Soft preferences for the announcing node: matching nodes are tried first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -47,6 +50,7 @@ pub struct PreferredNodeSelector {
     #[schemars(range(min = 1, max = 100))]
     pub weight: i32,
     /// The nodes this weight applies to.
+    #[schemars(transform = crate::schema::label_selectors)]
     pub preference: LabelSelector,
 }
 

@@ -113,7 +113,10 @@ pub struct ConfigurationStateStatus {
     pub error_summary: Option<String>,
     /// Conditions from the component's reconcilers, one per `type`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    #[schemars(
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]),
+        transform = crate::schema::conditions
+    )]
     pub conditions: Vec<Condition>,
 }
 

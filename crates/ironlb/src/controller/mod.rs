@@ -8,8 +8,10 @@
 //!   tick (100 ms): config rebuild, start-up, pool status + metrics
 //!
 //!   HTTP :port /metrics /healthz /readyz      HTTPS webhook (validating, BGPPeer conversion)
+//!   at start: the memberlist Secret, when missing (memberlist.rs)
 //! ```
 
+pub mod memberlist;
 pub mod state;
 pub mod webhook;
 pub mod writer;
@@ -89,10 +91,20 @@ pub struct Args {
     /// Where the webhook listens (HTTPS).
     #[arg(long, default_value = "0.0.0.0:9443")]
     pub webhook_listen: SocketAddr,
-    /// How the API server reaches the webhook when not through --cert-service-name (e.g.
-    /// `https://127.0.0.1:9443` in the lab); used for the BGPPeer conversion webhook.
-    #[arg(long)]
+    /// Ignored; kept so that older command lines still parse. (It used to set the BGPPeer
+    /// CRD's conversion webhook URL; the CRD now carries its conversion webhook as shipped, and
+    /// the controller injects only the caBundle.)
+    #[arg(long, hide = true)]
     pub webhook_url_base: Option<String>,
+    /// Create the memberlist Secret of this name (key `secretkey`, 16 random bytes, base64)
+    /// in --namespace when it is missing, as MetalLB's controller does; an existing one is
+    /// never changed. Empty: do not.
+    #[arg(long, env = "METALLB_ML_SECRET_NAME", default_value = "")]
+    pub ml_secret_name: String,
+    /// The controller's Deployment: owner of the memberlist Secret it creates, so that
+    /// deleting the Deployment deletes the Secret (none when empty or not found).
+    #[arg(long, env = "METALLB_DEPLOYMENT", default_value = "")]
+    pub deployment: String,
     /// Do not manage the certificate (use tls.crt / tls.key in --cert-dir as they are).
     #[arg(long)]
     pub disable_cert_rotation: bool,
@@ -170,6 +182,16 @@ pub struct Shared {
 pub async fn run(args: Args) -> Result<()> {
     init_logging(&args.log_level, args.log_format);
     let client = client(args.kubeconfig.as_deref()).await?;
+    if !args.ml_secret_name.is_empty() {
+        memberlist::ensure(
+            &client,
+            &args.namespace,
+            &args.ml_secret_name,
+            &args.deployment,
+        )
+        .await
+        .context("the memberlist Secret")?;
+    }
     let mut registry = MetricsRegistry::default();
     let k8s_metrics = K8sClientMetrics::register(&mut registry);
     let pool_metrics = PoolMetrics::register(&mut registry);

@@ -11,7 +11,8 @@
 //!   Secret metallb-webhook-cert {ca.crt, ca.key, tls.crt, tls.key} + annotation with not-after
 //!     -> TLS resolver (swapped in place on rotation)
 //!     -> ValidatingWebhookConfiguration webhooks[*].clientConfig.caBundle
-//!     -> CRD bgppeers.metallb.io spec.conversion (strategy Webhook, caBundle)
+//!     -> CRD bgppeers.metallb.io spec.conversion.webhook.clientConfig.caBundle (only: the
+//!        strategy and the Service are the manifest's, as MetalLB ships them)
 //! ```
 
 use anyhow::{Context as _, Result, bail};
@@ -40,6 +41,41 @@ use std::time::Duration;
 
 /// The Secret annotation holding the certificate's expiry (Unix seconds).
 const NOT_AFTER_ANNOTATION: &str = "ironlb.io/not-after";
+
+/// The CRD whose conversion webhook the controller serves.
+const BGPPEER_CRD: &str = "bgppeers.metallb.io";
+
+/// What the BGPPeer CRD needs for its conversion webhook to trust the controller's CA.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConversionCa {
+    /// Its caBundle is the CA already.
+    UpToDate,
+    /// It does not convert through a webhook (this strategy): nothing to inject into.
+    NoWebhook(String),
+    /// This merge patch sets the caBundle (and nothing else).
+    Patch(Value),
+}
+
+/// Decides how to make the CRD's conversion webhook trust `ca_pem` (a pure function of the CRD).
+pub fn conversion_ca_patch(crd: &CustomResourceDefinition, ca_pem: &str) -> ConversionCa {
+    let Some(conversion) = crd.spec.conversion.as_ref() else {
+        return ConversionCa::NoWebhook("None".into());
+    };
+    let client_config = conversion
+        .webhook
+        .as_ref()
+        .and_then(|w| w.client_config.as_ref());
+    let Some(client_config) = client_config.filter(|_| conversion.strategy == "Webhook") else {
+        return ConversionCa::NoWebhook(conversion.strategy.clone());
+    };
+    if client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) == Some(ca_pem.as_bytes()) {
+        return ConversionCa::UpToDate;
+    }
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    ConversionCa::Patch(
+        json!({"spec": {"conversion": {"webhook": {"clientConfig": {"caBundle": ca}}}}}),
+    )
+}
 
 /// The webhook server.
 pub struct Webhook {
@@ -240,7 +276,7 @@ impl Webhook {
         Duration::from_secs(self.args.cert_validity_secs.max(3))
     }
 
-    /// Puts the CA into the webhook configuration and the BGPPeer CRD's conversion.
+    /// Puts the CA into the webhook configuration and the BGPPeer CRD's conversion webhook.
     async fn inject(&self, ca_pem: &str) -> Result<()> {
         let ca = ByteString(ca_pem.as_bytes().to_vec());
         let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
@@ -272,35 +308,38 @@ impl Webhook {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.inject_conversion_ca(ca_pem).await
+    }
+
+    /// Puts the CA into the BGPPeer CRD's conversion webhook, and nothing else: the strategy,
+    /// the Service (or URL) and the review versions are the manifest's, as in MetalLB, so
+    /// re-applying the manifest (client- or server-side) never fights the controller.
+    async fn inject_conversion_ca(&self, ca_pem: &str) -> Result<()> {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let client_config = match &self.args.webhook_url_base {
-            Some(base) => {
-                json!({"url": format!("{base}/convert"), "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)})
-            }
-            None => json!({
-                "service": {"namespace": self.args.namespace, "name": self.args.cert_service_name, "path": "/convert", "port": 443},
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
-            }),
+        let Some(crd) = crds.get_opt(BGPPEER_CRD).await? else {
+            tracing::warn!(
+                crd = BGPPEER_CRD,
+                "no BGPPeer CRD to inject the caBundle into"
+            );
+            return Ok(());
         };
-        let patch = json!({"spec": {"conversion": {
-            "strategy": "Webhook",
-            "webhook": {"clientConfig": client_config, "conversionReviewVersions": ["v1"]},
-        }}});
-        match crds
-            .patch(
-                "bgppeers.metallb.io",
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                tracing::warn!("no BGPPeer CRD to configure the conversion webhook of");
+        match conversion_ca_patch(&crd, ca_pem) {
+            ConversionCa::UpToDate => Ok(()),
+            ConversionCa::NoWebhook(strategy) => {
+                tracing::warn!(
+                    crd = BGPPEER_CRD,
+                    %strategy,
+                    "the BGPPeer CRD does not convert through the webhook (re-apply ironlb's CRDs): v1beta1 BGPPeers are converted by apiVersion only"
+                );
+                Ok(())
             }
-            Err(e) => return Err(e.into()),
+            ConversionCa::Patch(patch) => {
+                crds.patch(BGPPEER_CRD, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                tracing::info!(crd = BGPPEER_CRD, "conversion webhook caBundle injected");
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Serves until an error.
@@ -568,6 +607,11 @@ pub fn convert_objects(objects: &[Value], desired: &str) -> Result<Vec<Value>, S
 }
 
 async fn convert(Json(body): Json<Value>) -> Json<Value> {
+    Json(conversion_review(&body))
+}
+
+/// The answer to a ConversionReview (`body`): the objects converted, or a failure naming why.
+pub fn conversion_review(body: &Value) -> Value {
     let request = &body["request"];
     let desired = request["desiredAPIVersion"].as_str().unwrap_or_default();
     let objects = request["objects"].as_array().cloned().unwrap_or_default();
@@ -580,17 +624,99 @@ async fn convert(Json(body): Json<Value>) -> Json<Value> {
             "result": {"status": "Failure", "message": message},
         }),
     };
-    Json(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
+    // Answer in the version asked in: a CRD written for MetalLB lists
+    // `conversionReviewVersions: [v1beta1, v1beta2]`, and then the API server sends
+    // apiextensions.k8s.io/v1beta1 reviews (the same shape as v1).
+    const V1BETA1: &str = "apiextensions.k8s.io/v1beta1";
+    let api_version = if body["apiVersion"] == V1BETA1 {
+        V1BETA1
+    } else {
+        "apiextensions.k8s.io/v1"
+    };
+    json!({
+        "apiVersion": api_version,
         "kind": "ConversionReview",
         "response": response,
-    }))
+    })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn bgppeer_crd(conversion: Value) -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "metadata": {"name": "bgppeers.metallb.io"},
+            "spec": {"group": "metallb.io", "scope": "Namespaced",
+                "names": {"kind": "BGPPeer", "plural": "bgppeers"}, "versions": [],
+                "conversion": conversion},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_ca_bundle_of_a_webhook_conversion_is_patched() {
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let shipped = json!({"strategy": "Webhook", "webhook": {
+            "conversionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": "metallb-webhook-service",
+                "namespace": "metallb-system", "path": "/convert"}}}});
+        let ConversionCa::Patch(patch) = conversion_ca_patch(&bgppeer_crd(shipped.clone()), ca)
+        else {
+            panic!("no patch for a CRD without caBundle");
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(ca);
+        // Nothing but the caBundle: no strategy, no Service, no review versions.
+        assert_eq!(
+            patch,
+            json!({"spec": {"conversion": {"webhook": {"clientConfig": {"caBundle": b64}}}}})
+        );
+        let mut injected = shipped.clone();
+        injected["webhook"]["clientConfig"]["caBundle"] = json!(b64);
+        assert_eq!(
+            conversion_ca_patch(&bgppeer_crd(injected.clone()), ca),
+            ConversionCa::UpToDate
+        );
+        // A rotated CA is patched in again.
+        assert!(matches!(
+            conversion_ca_patch(&bgppeer_crd(injected), "another CA"),
+            ConversionCa::Patch(_)
+        ));
+        // A CRD that does not convert through a webhook is left alone (the API server would
+        // refuse a caBundle there).
+        assert_eq!(
+            conversion_ca_patch(&bgppeer_crd(json!({"strategy": "None"})), ca),
+            ConversionCa::NoWebhook("None".into())
+        );
+    }
+
+    #[test]
+    fn conversion_reviews_are_answered_in_their_own_version() {
+        let request = |api_version: &str| {
+            json!({"apiVersion": api_version, "kind": "ConversionReview", "request": {
+                "uid": "u1", "desiredAPIVersion": "metallb.io/v1beta2", "objects": [{
+                    "apiVersion": "metallb.io/v1beta1", "kind": "BGPPeer",
+                    "metadata": {"name": "p", "namespace": "metallb-system"},
+                    "spec": {"myASN": 64513, "peerASN": 64512, "peerAddress": "10.0.0.1"}}]}})
+        };
+        for version in ["apiextensions.k8s.io/v1", "apiextensions.k8s.io/v1beta1"] {
+            let answer = conversion_review(&request(version));
+            assert_eq!(answer["apiVersion"], version);
+            assert_eq!(answer["response"]["uid"], "u1");
+            assert_eq!(answer["response"]["result"]["status"], "Success");
+            assert_eq!(
+                answer["response"]["convertedObjects"][0]["apiVersion"],
+                "metallb.io/v1beta2"
+            );
+        }
+        let mut bad = request("apiextensions.k8s.io/v1");
+        bad["request"]["desiredAPIVersion"] = json!("metallb.io/v9");
+        assert_eq!(
+            conversion_review(&bad)["response"]["result"]["status"],
+            "Failure"
+        );
+    }
 
     #[test]
     fn paths_name_kinds() {
