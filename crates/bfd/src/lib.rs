@@ -28,5 +28,5 @@ pub use manager::{
     AddError, BfdCounters, BfdHandle, BfdManager, BfdPeer, BfdState, DropCounters, ManagerConfig,
 };
 pub use packet::{ControlPacket, DecodeError, Diag, State};
-pub use params::{BfdParams, ParamsError};
+pub use params::BfdParams;
 pub use session::{Action, Event, Session};

@@ -291,23 +291,35 @@ pub struct Peer {
     pub dual_stack_address_family: bool,
 }
 
-/// A validated BFDProfile; `None` = the BFD implementation's default.
+/// A validated BFDProfile with MetalLB's defaults applied: the BFD session parameters, every
+/// value within its range (the ranges are checked here and nowhere else).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BfdProfile {
     /// The object's name.
     pub name: String,
-    /// Receive interval, ms.
-    pub receive_interval: Option<u32>,
-    /// Transmit interval, ms.
-    pub transmit_interval: Option<u32>,
-    /// Detection multiplier.
-    pub detect_multiplier: Option<u32>,
-    /// Echo interval, ms.
-    pub echo_interval: Option<u32>,
-    /// Echo mode.
+    /// `receiveInterval`, ms (10-60000, default 300).
+    pub receive_interval: u32,
+    /// `transmitInterval`, ms (10-60000, default 300).
+    pub transmit_interval: u32,
+    /// `detectMultiplier` (2-255, default 3).
+    pub detect_multiplier: u8,
+    /// `echoInterval`, ms (10-60000, default 50); used only with `echo_mode`.
+    pub echo_interval: u32,
+    /// `echoMode`.
     pub echo_mode: bool,
-    /// Passive mode.
+    /// `passiveMode`.
     pub passive_mode: bool,
-    /// Minimum TTL (multi-hop).
-    pub minimum_ttl: Option<u32>,
+    /// `minimumTtl` (1-254, default 254).
+    pub minimum_ttl: u8,
+}
+
+impl BfdProfile {
+    /// MetalLB's `receiveInterval` and `transmitInterval` default, ms.
+    pub const DEFAULT_INTERVAL: u32 = 300;
+    /// MetalLB's `detectMultiplier` default.
+    pub const DEFAULT_DETECT_MULTIPLIER: u8 = 3;
+    /// MetalLB's `echoInterval` default, ms.
+    pub const DEFAULT_ECHO_INTERVAL: u32 = 50;
+    /// MetalLB's `minimumTtl` default.
+    pub const DEFAULT_MINIMUM_TTL: u8 = 254;
 }

@@ -909,31 +909,64 @@ fn check_bfd(b: &v1beta1::BfdProfile, ctx: &Context, errors: &mut Vec<ConfigErro
     };
     check_namespace(&mut r, &b.metadata, ctx);
     let s = &b.spec;
-    for (field, value, lo, hi) in [
-        ("spec.receiveInterval", s.receive_interval, 10, 60000),
-        ("spec.transmitInterval", s.transmit_interval, 10, 60000),
-        ("spec.echoInterval", s.echo_interval, 10, 60000),
-        ("spec.detectMultiplier", s.detect_multiplier, 2, 255),
-        ("spec.minimumTtl", s.minimum_ttl, 1, 254),
-    ] {
-        if let Some(v) = value
-            && !(lo..=hi).contains(&v)
-        {
+    // A value in its range, or the default (an out-of-range value is reported; the profile
+    // built then is never used, since the configuration is invalid).
+    let mut ranged = |field: &str, value: Option<u32>, lo: u32, hi: u32, default: u32| match value {
+        Some(v) if (lo..=hi).contains(&v) => v,
+        Some(v) => {
             r.err(field, format!("{v} is out of range {lo}-{hi}"));
+            default
         }
-    }
+        None => default,
+    };
+    let receive_interval = ranged(
+        "spec.receiveInterval",
+        s.receive_interval,
+        10,
+        60000,
+        BfdProfile::DEFAULT_INTERVAL,
+    );
+    let transmit_interval = ranged(
+        "spec.transmitInterval",
+        s.transmit_interval,
+        10,
+        60000,
+        BfdProfile::DEFAULT_INTERVAL,
+    );
+    let echo_interval = ranged(
+        "spec.echoInterval",
+        s.echo_interval,
+        10,
+        60000,
+        BfdProfile::DEFAULT_ECHO_INTERVAL,
+    );
+    let detect_multiplier = ranged(
+        "spec.detectMultiplier",
+        s.detect_multiplier,
+        2,
+        255,
+        BfdProfile::DEFAULT_DETECT_MULTIPLIER.into(),
+    );
+    let minimum_ttl = ranged(
+        "spec.minimumTtl",
+        s.minimum_ttl,
+        1,
+        254,
+        BfdProfile::DEFAULT_MINIMUM_TTL.into(),
+    );
     if s.echo_mode == Some(true) && !ctx.features.bfd_echo {
         r.unsupported("spec.echoMode", "BFD echo mode");
     }
     BfdProfile {
         name: name.to_string(),
-        receive_interval: s.receive_interval,
-        transmit_interval: s.transmit_interval,
-        detect_multiplier: s.detect_multiplier,
-        echo_interval: s.echo_interval,
+        receive_interval,
+        transmit_interval,
+        detect_multiplier: u8::try_from(detect_multiplier)
+            .unwrap_or(BfdProfile::DEFAULT_DETECT_MULTIPLIER),
+        echo_interval,
         echo_mode: s.echo_mode.unwrap_or(false),
         passive_mode: s.passive_mode.unwrap_or(false),
-        minimum_ttl: s.minimum_ttl,
+        minimum_ttl: u8::try_from(minimum_ttl).unwrap_or(BfdProfile::DEFAULT_MINIMUM_TTL),
     }
 }
 

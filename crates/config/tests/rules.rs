@@ -1485,6 +1485,89 @@ fn rule_bfd_profile_out_of_range() {
 }
 
 #[test]
+fn rule_bfd_profile_defaults_are_metallbs() {
+    let profile = |spec: v1beta1::BfdProfileSpec| {
+        let objects = Objects {
+            bfd_profiles: vec![v1beta1::BfdProfile::new("b", NS, spec)],
+            ..Default::default()
+        };
+        build(&objects, &ctx()).expect("valid").bfd_profiles["b"].clone()
+    };
+    let d = profile(Default::default());
+    assert_eq!(
+        (
+            d.receive_interval,
+            d.transmit_interval,
+            d.detect_multiplier,
+            d.echo_interval,
+            d.minimum_ttl,
+            d.echo_mode,
+            d.passive_mode
+        ),
+        (300, 300, 3, 50, 254, false, false)
+    );
+    let p = profile(v1beta1::BfdProfileSpec {
+        receive_interval: Some(100),
+        transmit_interval: Some(200),
+        detect_multiplier: Some(5),
+        echo_interval: Some(20),
+        echo_mode: Some(true),
+        passive_mode: Some(true),
+        minimum_ttl: Some(10),
+    });
+    assert_eq!(
+        (
+            p.receive_interval,
+            p.transmit_interval,
+            p.detect_multiplier,
+            p.echo_interval,
+            p.minimum_ttl,
+            p.echo_mode,
+            p.passive_mode
+        ),
+        (100, 200, 5, 20, 10, true, true)
+    );
+    // Each range's ends are accepted, one past them refused.
+    for (field, spec) in [
+        (
+            "spec.echoInterval",
+            v1beta1::BfdProfileSpec {
+                echo_interval: Some(9),
+                ..Default::default()
+            },
+        ),
+        (
+            "spec.detectMultiplier",
+            v1beta1::BfdProfileSpec {
+                detect_multiplier: Some(256),
+                ..Default::default()
+            },
+        ),
+        (
+            "spec.minimumTtl",
+            v1beta1::BfdProfileSpec {
+                minimum_ttl: Some(255),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let errs = errors(&Objects {
+            bfd_profiles: vec![v1beta1::BfdProfile::new("b", NS, spec)],
+            ..Default::default()
+        });
+        assert_error(&errs, ObjectKind::BfdProfile, "b", field, "out of range");
+    }
+    let ends = profile(v1beta1::BfdProfileSpec {
+        receive_interval: Some(10),
+        transmit_interval: Some(60000),
+        detect_multiplier: Some(255),
+        minimum_ttl: Some(1),
+        ..Default::default()
+    });
+    assert_eq!((ends.detect_multiplier, ends.minimum_ttl), (255, 1));
+}
+
+#[test]
 fn rule_delete_referenced_bfd_profile() {
     let objects = Objects {
         peers: vec![peer(

@@ -131,34 +131,29 @@ fn fallback_router_id(node: &str) -> Ipv4Addr {
     Ipv4Addr::from(h)
 }
 
-/// The BFD parameters of a validated BFDProfile (`Err`: a setting this BFD cannot serve).
-pub fn bfd_params(profile: &BfdProfile) -> Result<BfdParams, ironlb_bfd::ParamsError> {
-    BfdParams::from_profile(&ironlb_api::v1beta1::BfdProfileSpec {
-        receive_interval: profile.receive_interval,
-        transmit_interval: profile.transmit_interval,
-        detect_multiplier: profile.detect_multiplier,
-        echo_interval: profile.echo_interval,
-        echo_mode: Some(profile.echo_mode),
-        passive_mode: Some(profile.passive_mode),
+/// The BFD session parameters of a validated BFDProfile (its values are in range and
+/// defaulted by the configuration: nothing to check again).
+pub fn bfd_params(profile: &BfdProfile) -> BfdParams {
+    let ms = |v: u32| Duration::from_millis(u64::from(v));
+    BfdParams {
+        desired_min_tx: ms(profile.transmit_interval),
+        required_min_rx: ms(profile.receive_interval),
+        detect_mult: profile.detect_multiplier,
+        passive: profile.passive_mode,
         minimum_ttl: profile.minimum_ttl,
-    })
+        echo_interval: profile.echo_mode.then(|| ms(profile.echo_interval)),
+    }
 }
 
-/// The BFD parameters `peer` asks for (`None`: no BFD, or a profile BFD cannot serve, which is
-/// logged).
+/// The BFD parameters `peer` asks for (`None`: no BFD; a profile that does not exist makes the
+/// configuration invalid, so a valid one always has it).
 fn wanted_bfd(peer: &Peer, config: &Config) -> Option<BfdParams> {
     let name = peer.bfd_profile.as_ref()?;
     let Some(profile) = config.bfd_profiles.get(name) else {
         tracing::warn!(peer = %peer.name, profile = %name, "BFD profile not found: no BFD");
         return None;
     };
-    match bfd_params(profile) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!(peer = %peer.name, profile = %name, error = %e, "BFD profile unusable: no BFD");
-            None
-        }
-    }
+    Some(bfd_params(profile))
 }
 
 /// MetalLB's `peer` label: `address:port`.
@@ -613,6 +608,30 @@ fn stop(mut r: Running) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_validated_profile_becomes_the_session_parameters() {
+        let profile = BfdProfile {
+            name: "b".into(),
+            receive_interval: 100,
+            transmit_interval: 200,
+            detect_multiplier: 5,
+            echo_interval: 20,
+            echo_mode: false,
+            passive_mode: true,
+            minimum_ttl: 10,
+        };
+        let p = bfd_params(&profile);
+        assert_eq!(p.required_min_rx, Duration::from_millis(100));
+        assert_eq!(p.desired_min_tx, Duration::from_millis(200));
+        assert_eq!((p.detect_mult, p.passive, p.minimum_ttl), (5, true, 10));
+        assert_eq!(p.echo_interval, None, "echoInterval without echoMode");
+        let echo = bfd_params(&BfdProfile {
+            echo_mode: true,
+            ..profile
+        });
+        assert_eq!(echo.echo_interval, Some(Duration::from_millis(20)));
+    }
 
     fn peer(addr: &str) -> Peer {
         Peer {
