@@ -91,13 +91,24 @@ impl Features {
         }
     }
 
-    /// What ironlb's native BGP is planned to do (everything but VRF and unnumbered), for when
-    /// that work lands.
+    /// What ironlb's native BGP does: everything but VRF and unnumbered peering.
     pub fn native_bgp() -> Self {
         Self {
             vrf: false,
             unnumbered: false,
             ..Self::all()
+        }
+    }
+
+    /// What this ironlb build serves: native BGP (IPv4 and IPv6 sessions and prefixes,
+    /// graceful restart, large communities, timers, multi-hop, dynamic ASN, MD5, asPathPrepend)
+    /// with BFD (asynchronous mode, and the Echo function for IPv4 sessions), without VRF and
+    /// unnumbered peering. The one answer the controller, its webhook and the speaker all use,
+    /// so that the webhook admits exactly what the speaker can serve.
+    pub fn served() -> Self {
+        Self {
+            bfd_echo: true,
+            ..Self::native_bgp()
         }
     }
 }

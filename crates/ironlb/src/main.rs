@@ -4,7 +4,7 @@
 //! `Args` (clap) and `run(Args)`. Adding a component is one [`Command`] variant and one module.
 
 use clap::{Parser, Subcommand};
-use ironlb::controller;
+use ironlb_controller as controller;
 use std::process::ExitCode;
 
 #[derive(Parser)]

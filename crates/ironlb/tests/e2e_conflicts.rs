@@ -6,8 +6,8 @@
 //! the same path as a watch event.)
 #![allow(clippy::unwrap_used)]
 
-use ironlb::controller::writer::{Feedback, Writer};
 use ironlb_allocator::ServiceKey;
+use ironlb_controller::writer::{Feedback, Writer};
 use ironlb_k8s::metrics::K8sClientMetrics;
 use ironlb_lab::{Lab, LabOptions};
 use k8s_openapi::api::core::v1::Service;

@@ -34,13 +34,7 @@ pub mod status;
 pub use args::Args;
 pub use runtime::run;
 
-/// What this ironlb build supports, the one answer the controller, its webhook and the
-/// speaker all use: native BGP (IPv4 and IPv6 sessions and prefixes, graceful restart, large
-/// communities, timers, multi-hop, dynamic ASN, MD5) with BFD (asynchronous mode, and the
-/// Echo function for IPv4 sessions), without VRF and unnumbered peering.
+/// What this ironlb build serves ([`ironlb_config::Features::served`]).
 pub fn features() -> ironlb_config::Features {
-    ironlb_config::Features {
-        bfd_echo: true,
-        ..ironlb_config::Features::native_bgp()
-    }
+    ironlb_config::Features::served()
 }

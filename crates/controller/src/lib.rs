@@ -11,6 +11,9 @@
 //!   at start: the memberlist Secret, when missing (memberlist.rs)
 //! ```
 
+// The allocator's error type is large; it is passed through, not boxed.
+#![allow(clippy::result_large_err)]
+
 pub mod memberlist;
 pub mod state;
 pub mod webhook;
@@ -163,10 +166,10 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-/// What this build supports: the speaker's answer ([`ironlb_speaker::features`]), so the
-/// webhook accepts exactly what the speaker can serve.
+/// What this build serves ([`Features::served`]: the speaker's answer too, so the webhook
+/// accepts exactly what the speaker can serve).
 pub fn features() -> Features {
-    ironlb_speaker::features()
+    Features::served()
 }
 
 /// Shared readiness and metrics.

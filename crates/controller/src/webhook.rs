@@ -766,7 +766,7 @@ mod tests {
     #[test]
     fn references_and_deprecations_are_admitted_with_warnings() {
         let ctx = Context {
-            features: crate::controller::features(),
+            features: crate::features(),
             ..Context::default()
         };
         let req = json!({
