@@ -12,7 +12,7 @@
 //!
 //! Pure: no I/O, no client. The controller and the speaker build their configuration with
 //! [`build`]; the admission webhook calls [`validate_object`] and [`validate_delete`] so both
-//! apply exactly the same rules. Every rule is in `validate.rs`.
+//! apply exactly the same rules. Every rule is in `validate/` (one module per kind).
 //!
 //! Differences from MetalLB, on purpose: features this build cannot serve yet are rejected
 //! with "... is not supported by this ironlb build yet" instead of being ignored; a BGPPeer's
