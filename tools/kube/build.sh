@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the lab's control plane from the Go modules pinned beside this script:
-#   k8s/  -> kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes)
+# Builds the lab's Kubernetes from the Go modules pinned beside this script:
+#   k8s/  -> kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, and for real
+#            nodes kubelet and kube-proxy (k8s.io/kubernetes)
 #   etcd/ -> etcd (go.etcd.io/etcd/server/v3)
 # The binaries land in a cache keyed by the pinned go.mod/go.sum, so a second run builds nothing.
 # Prints the cache's bin directory on the last line of stdout; progress goes to stderr.
@@ -24,7 +25,7 @@ mkdir -p "$cache_root"
 exec 9>"$cache_root/build.lock"
 flock 9
 mkdir -p "$bin.tmp"
-k8s_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl"
+k8s_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy"
 missing=""
 for c in $k8s_cmds; do [ -x "$bin/$c" ] || missing="$missing $c"; done
 if [ -n "$missing" ]; then

@@ -49,7 +49,7 @@ pub async fn register_nodes(client: &Client, topo: &Topology) -> Result<()> {
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
             }},
-            "spec": {"podCIDR": format!("10.244.{i}.0/24"), "podCIDRs": [format!("10.244.{i}.0/24")]},
+            "spec": {"podCIDR": crate::nodes::pod_cidr(i), "podCIDRs": [crate::nodes::pod_cidr(i)]},
         });
         nodes
             .patch(

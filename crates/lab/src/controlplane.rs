@@ -3,15 +3,24 @@
 //!
 //! ```text
 //!   etcd 127.0.0.1:<port>  <--  kube-apiserver https://169.254.<100+slot>.1:6443  <-- kubectl, tests,
-//!                                   ^            ^                                      ironlb (nodes
-//!                    controller-manager      scheduler                                  via mgmt0)
+//!                                   ^            ^     |                                ironlb (nodes
+//!                    controller-manager      scheduler  |                               via mgmt0)
+//!                                                       '-- to kubelets, Services (webhooks):
+//!                                                           <lab>/egress.sock -> egress proxy
+//!                                                           inside node1's namespace
 //! ```
+//!
+//! The API server never dials a lab address from the host: its egress selector sends the
+//! `cluster` network (kubelets for logs and exec, webhooks and APIs behind Services) through
+//! the lab's `egress` proxy ([`start_egress_proxy`]), which runs inside a node namespace and
+//! connects only to lab addresses. Webhooks given by URL (the lab's 127.0.0.1 ones) are the
+//! `controlplane` network and are dialled directly.
 
 use crate::pki::{CLIENTS, Pki};
-use crate::proc::Daemon;
+use crate::proc::{Daemon, in_netns};
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +28,8 @@ use std::time::{Duration, Instant};
 pub const API_PORT: u16 = 6443;
 /// The Service ClusterIP range; it does not overlap the lab LAN (10.0.0.0/24).
 pub const SERVICE_CIDR: &str = "10.200.0.0/16";
+/// The `kubernetes` Service's ClusterIP: the first address of [`SERVICE_CIDR`].
+pub const KUBERNETES_SERVICE_IP: &str = "10.200.0.1";
 /// The IPv6 Service ClusterIP range, so dual-stack Services (PreferDualStack,
 /// RequireDualStack, IPv6 SingleStack) can be created; it does not overlap the LAN's fd10::/64.
 pub const SERVICE_CIDR_V6: &str = "fd10:200::/108";
@@ -56,6 +67,21 @@ fn build_kube_bins() -> Result<PathBuf> {
         bail!("{} printed no binary directory", script.display());
     }
     Ok(PathBuf::from(dir))
+}
+
+/// Starts the lab's egress proxy (`programs/egress.rs`) inside network namespace `netns`,
+/// listening on `socket` and connecting only into `allowed` (CIDRs of the lab).
+pub fn start_egress_proxy(dir: &Path, netns: &str, socket: &Path, allowed: &[&str]) -> Result<()> {
+    let d = Daemon::new(dir, "egress");
+    if d.is_running() {
+        return Ok(());
+    }
+    let program = crate::images::lab_program("egress")?;
+    let program = program.display().to_string();
+    let socket = socket.display().to_string();
+    let mut args = vec![program.as_str(), socket.as_str()];
+    args.extend_from_slice(allowed);
+    d.start(in_netns(netns, &args))
 }
 
 /// The control plane of one lab.
@@ -100,6 +126,11 @@ impl ControlPlane {
         .collect()
     }
 
+    /// The Unix socket of the egress proxy the API server reaches the lab's network through.
+    pub fn egress_socket(&self) -> PathBuf {
+        self.dir.join("egress.sock")
+    }
+
     /// Starts whatever is not running and waits until the API server is ready and the
     /// `default` namespace and ServiceAccount exist.
     pub fn start(&self, progress: &mut Progress) -> Result<()> {
@@ -107,7 +138,7 @@ impl ControlPlane {
         pki.ensure(&[
             std::net::IpAddr::V4(self.address),
             "127.0.0.1".parse()?,
-            "10.200.0.1".parse()?,
+            KUBERNETES_SERVICE_IP.parse()?,
         ])?;
         for client in CLIENTS {
             let path = self.dir.join(match client.file {
@@ -116,6 +147,30 @@ impl ControlPlane {
             });
             std::fs::write(&path, pki.kubeconfig(&client, &self.server_url())?)?;
         }
+        // The API server's identity towards kubelets (logs, exec); system:masters passes their
+        // webhook authorization. A PKI from before the CA key was kept goes without.
+        let kubelet_client = pki
+            .ensure_client(
+                "apiserver-kubelet-client",
+                "kube-apiserver-kubelet-client",
+                Some("system:masters"),
+            )
+            .is_ok();
+        let egress_config = self.dir.join("egress-selector.json");
+        std::fs::write(
+            &egress_config,
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "apiVersion": "apiserver.k8s.io/v1beta1",
+                "kind": "EgressSelectorConfiguration",
+                "egressSelections": [{
+                    "name": "cluster",
+                    "connection": {
+                        "proxyProtocol": "HTTPConnect",
+                        "transport": {"uds": {"udsName": self.egress_socket()}},
+                    },
+                }],
+            }))?,
+        )?;
         progress.step("certificates and kubeconfigs ready");
 
         let (client_port, peer_port) = self.etcd_ports();
@@ -153,12 +208,27 @@ impl ControlPlane {
                 format!("--service-account-signing-key-file={}", p("sa.key")),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
                 format!("--service-cluster-ip-range={SERVICE_CIDR},{SERVICE_CIDR_V6}"),
-                "--authorization-mode=RBAC".into(),
+                // Node first: a real node's kubelet (system:node:<name>) may touch only its
+                // own Node and the Pods, Secrets and ConfigMaps bound to it, as in a cluster.
+                "--authorization-mode=Node,RBAC".into(),
+                "--enable-admission-plugins=NodeRestriction".into(),
                 "--allow-privileged=true".into(),
+                format!("--egress-selector-config-file={}", egress_config.display()),
+                // By address, never by name: a name would be looked up in the host's DNS.
+                "--kubelet-preferred-address-types=InternalIP".into(),
                 "--profiling=false".into(),
                 format!("--cert-dir={}", self.dir.join("apiserver-certs").display()),
                 "--v=0".into(),
             ]);
+            if kubelet_client {
+                cmd.args([
+                    format!(
+                        "--kubelet-client-certificate={}",
+                        p("apiserver-kubelet-client.crt")
+                    ),
+                    format!("--kubelet-client-key={}", p("apiserver-kubelet-client.key")),
+                ]);
+            }
             apiserver.start(cmd)?;
         }
         progress.step("etcd and kube-apiserver started");

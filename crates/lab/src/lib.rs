@@ -4,8 +4,14 @@
 //!   Lab ── ControlPlane (etcd, kube-apiserver, controller-manager, scheduler; tools/kube builds)
 //!     ├─── Topology     (network namespaces: node1..N, client, router, ext-client, lan switch)
 //!     ├─── Router       (FRR | BIRD | GoBGP in the router namespace)
-//!     └─── agent        (plays kubelet: Nodes, Leases, Pods Ready, Service addresses on nodes)
+//!     └─── either agent (plays kubelet: Nodes, Leases, Pods Ready, Service addresses on nodes)
+//!          or nodes     (real nodes: containerd + runc + CNI bridge, kubelet, kube-proxy
+//!                        nftables; images from `images`, imported into each node)
 //! ```
+//!
+//! The kubelet imitation (the default) starts in seconds and runs no containers: the tests of
+//! ironlb's own logic use it for speed. [`LabOptions::real_nodes`] runs real Pods instead, for
+//! what only real nodes show (kube-proxy forwarding, installs from manifests, the demo).
 //!
 //! The `ironlb-lab` binary and the end-to-end tests use the same [`Lab`]. A lab started from a
 //! test ([`Lab::start`]) has a unique name and is torn down when dropped, also when the test
@@ -14,7 +20,9 @@
 pub mod agent;
 pub mod components;
 pub mod controlplane;
+pub mod images;
 pub mod network;
+pub mod nodes;
 pub mod pki;
 pub mod proc;
 pub mod progress;
@@ -43,6 +51,19 @@ pub fn lab_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/ironlb-lab"))
 }
 
+/// Where built artefacts are cached across labs and checkouts (`$IRONLB_CACHE`, else
+/// `$XDG_CACHE_HOME/ironlb` or `~/.cache/ironlb`), as `tools/kube/build.sh` has it.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("IRONLB_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("ironlb")
+}
+
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -57,6 +78,9 @@ pub struct LabOptions {
     /// The lab belongs to this process (tests): once the process is gone, `down --stale`
     /// removes it.
     pub owned_by_process: bool,
+    /// Real nodes (containerd, kubelet, kube-proxy in every node namespace) instead of the
+    /// kubelet imitation.
+    pub real_nodes: bool,
 }
 
 impl Default for LabOptions {
@@ -67,6 +91,7 @@ impl Default for LabOptions {
             router: RouterKind::Frr,
             quiet: false,
             owned_by_process: false,
+            real_nodes: false,
         }
     }
 }
@@ -96,6 +121,9 @@ struct Saved {
     /// The process that owns a test lab; such a lab is stale once that process is gone.
     #[serde(default)]
     owner: Option<u32>,
+    /// Real nodes (kubelet, containerd, kube-proxy) rather than the kubelet imitation.
+    #[serde(default)]
+    real_nodes: bool,
 }
 
 /// A running lab.
@@ -108,6 +136,8 @@ pub struct Lab {
     pub control_plane: ControlPlane,
     /// The routing daemon.
     pub router: Router,
+    /// Whether the nodes are real (kubelet, containerd, kube-proxy) or imitated.
+    pub real_nodes: bool,
     agent: Option<AgentThread>,
     teardown_on_drop: bool,
 }
@@ -175,6 +205,16 @@ impl Lab {
         let saved: Option<Saved> = std::fs::read(&saved_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(s) = &saved
+            && s.real_nodes != opts.real_nodes
+        {
+            bail!(
+                "lab {:?} was built {} real nodes: `ironlb-lab down --name {}` first",
+                opts.name,
+                if s.real_nodes { "with" } else { "without" },
+                opts.name
+            );
+        }
         let slot = match &saved {
             Some(s) => s.slot,
             None => claim_slot(&opts.name)?,
@@ -185,7 +225,7 @@ impl Lab {
             nodes: opts.nodes,
         };
         let bin = match saved.as_ref().map(|s| s.bin.clone()) {
-            Some(bin) if bin.join("kube-apiserver").exists() => bin,
+            Some(bin) if bin.join("kube-apiserver").exists() && bin.join("kubelet").exists() => bin,
             _ => controlplane::kube_bin_dir()?,
         };
         std::fs::write(
@@ -199,10 +239,11 @@ impl Lab {
                 owner: saved
                     .as_ref()
                     .map_or(opts.owned_by_process.then(std::process::id), |s| s.owner),
+                real_nodes: opts.real_nodes,
             })?,
         )?;
         progress.step("kubernetes binaries ready");
-        let mut lab = Lab::assemble(topo, dir, bin, opts.router);
+        let mut lab = Lab::assemble(topo, dir, bin, opts.router, opts.real_nodes);
         // From here on a failure tears down what was built.
         lab.teardown_on_drop = true;
         lab.topo.create()?;
@@ -210,24 +251,48 @@ impl Lab {
             "network: {} nodes, client, router, ext-client",
             opts.nodes
         ));
+        controlplane::start_egress_proxy(
+            &lab.dir,
+            &lab.topo.netns("node1"),
+            &lab.control_plane.egress_socket(),
+            &[
+                network::LAN_V4,
+                network::LAN_V6,
+                nodes::CLUSTER_CIDR,
+                controlplane::SERVICE_CIDR,
+                controlplane::SERVICE_CIDR_V6,
+            ],
+        )?;
         lab.control_plane.start(&mut progress)?;
         lab.router.start(&lab.topo)?;
         progress.step(&format!("router running {}", opts.router));
-        router::start_node_httpds(&lab.dir, &lab.topo)?;
-        progress.step("node HTTP servers listening on :80");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let client = lab.client().await?;
-            agent::register_nodes(&client, &lab.topo).await
-        })?;
-        progress.step("nodes registered");
+        if opts.real_nodes {
+            // No node HTTP servers: real Pods answer on the nodes, and those would take their
+            // ports.
+            nodes::start(&lab, &mut progress)?;
+        } else {
+            router::start_node_httpds(&lab.dir, &lab.topo)?;
+            progress.step("node HTTP servers listening on :80");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let client = lab.client().await?;
+                agent::register_nodes(&client, &lab.topo).await
+            })?;
+            progress.step("nodes registered");
+        }
         lab.teardown_on_drop = false;
         Ok(lab)
     }
 
-    fn assemble(topo: Topology, dir: PathBuf, bin: PathBuf, router: RouterKind) -> Lab {
+    fn assemble(
+        topo: Topology,
+        dir: PathBuf,
+        bin: PathBuf,
+        router: RouterKind,
+        real_nodes: bool,
+    ) -> Lab {
         let control_plane = ControlPlane {
             dir: dir.clone(),
             bin,
@@ -240,6 +305,7 @@ impl Lab {
             dir,
             control_plane,
             router,
+            real_nodes,
             agent: None,
             teardown_on_drop: false,
         }
@@ -262,20 +328,39 @@ impl Lab {
             slot: saved.slot,
             nodes: saved.nodes,
         };
-        Ok(Lab::assemble(topo, dir, saved.bin, router))
+        Ok(Lab::assemble(
+            topo,
+            dir,
+            saved.bin,
+            router,
+            saved.real_nodes,
+        ))
     }
 
-    /// For tests: brings up a lab with a unique name, runs the agent in this process, and tears
-    /// everything down when the returned value is dropped.
+    /// For tests: brings up a lab with a unique name, runs the agent in this process (unless
+    /// the nodes are real), and tears everything down when the returned value is dropped.
     pub async fn start(opts: LabOptions) -> Result<Lab> {
         tokio::task::spawn_blocking(down_stale).await?;
         let mut lab = tokio::task::spawn_blocking(move || Lab::up(&opts)).await??;
         lab.teardown_on_drop = true;
-        lab.agent = Some(AgentThread::spawn(
-            lab.control_plane.admin_kubeconfig(),
-            lab.topo.clone(),
-        )?);
+        if !lab.real_nodes {
+            lab.agent = Some(AgentThread::spawn(
+                lab.control_plane.admin_kubeconfig(),
+                lab.topo.clone(),
+            )?);
+        }
         Ok(lab)
+    }
+
+    /// Imports an image archive (see [`images`]) into every real node's containerd.
+    pub fn import_image(&self, archive: &images::ImageArchive) -> Result<()> {
+        if !self.real_nodes {
+            bail!(
+                "lab {} imitates its kubelets and runs no containers",
+                self.topo.lab
+            );
+        }
+        nodes::import_everywhere(&self.dir, &self.topo, archive)
     }
 
     /// Starts the agent as a daemon of the lab (for `ironlb-lab up`): `exe agent --name <lab>`.
@@ -452,6 +537,7 @@ impl Lab {
             "kubeconfig": self.kubeconfig(),
             "apiServer": self.control_plane.server_url(),
             "nodes": self.topo.node_names(),
+            "realNodes": self.real_nodes,
             "hosts": hosts,
             "router": {
                 "kind": self.router.kind, "asn": network::ROUTER_ASN,
@@ -474,6 +560,8 @@ impl Lab {
         if let Some(agent) = self.agent.take() {
             agent.stop();
         }
+        // Real nodes first: their containers, mounts and cgroups need the daemons' state.
+        nodes::teardown(&self.dir, &self.topo);
         // Daemons first (agent, httpds, router, control plane), then the namespaces.
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
@@ -495,17 +583,33 @@ impl Lab {
         self.router.stop();
         self.control_plane.stop();
         self.topo.destroy();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remove_lab_dir(&self.dir);
         let _ = std::fs::remove_file(lab_root().join(".slots").join(self.topo.slot.to_string()));
     }
 
     /// What of this lab still exists on the machine (namespaces, host links, processes, files).
     pub fn leftovers(&self) -> Vec<String> {
         let mut left = self.topo.leftovers();
+        left.extend(nodes::leftovers(&self.dir, &self.topo));
         if self.dir.exists() {
             left.push(self.dir.display().to_string());
         }
         left
+    }
+}
+
+/// Removes a lab's directory, unless something is still mounted below it: removing the files
+/// of a Pod's hostPath volume would remove the host's own.
+fn remove_lab_dir(dir: &Path) {
+    let mounted = nodes::mounts_under(dir);
+    if mounted.is_empty() {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        tracing::error!(
+            dir = %dir.display(),
+            mounts = ?mounted,
+            "still mounted below the lab directory: left in place"
+        );
     }
 }
 
@@ -541,6 +645,7 @@ pub fn down_stale() {
 /// behind by a process that was killed.
 pub fn down_all() {
     let root = lab_root();
+    let mut unknown = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&root) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
@@ -549,15 +654,20 @@ pub fn down_all() {
             }
             match Lab::open(&name) {
                 Ok(lab) => lab.down(),
-                Err(_) => {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
+                Err(_) => unknown.push(entry.path()),
             }
         }
     }
     for ns in network::netns_with_prefix("ilb-") {
         proc::kill_netns_processes(&ns);
+    }
+    // Containers of real nodes live in cgroups, not in the node namespaces.
+    nodes::sweep(&root);
+    for ns in network::netns_with_prefix("ilb-") {
         let _ = proc::run("ip", &["netns", "del", &ns]);
+    }
+    for dir in unknown {
+        remove_lab_dir(&dir);
     }
     for name in network::host_links() {
         if name.starts_with("ilbm") {

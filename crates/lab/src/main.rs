@@ -32,6 +32,10 @@ enum Cmd {
         /// Also run ironlb's controller and one speaker per node from this checkout's build.
         #[arg(long)]
         with_ironlb: bool,
+        /// Real nodes: containerd, runc, the CNI bridge, a kubelet and kube-proxy (nftables)
+        /// in every node namespace, instead of the kubelet imitation.
+        #[arg(long)]
+        real_nodes: bool,
     },
     /// Remove everything the lab made (namespaces, links, processes, files).
     Down {
@@ -61,6 +65,16 @@ enum Cmd {
         /// Print JSON (for scripts).
         #[arg(long)]
         json: bool,
+    },
+    /// Build the lab's images (pause, apps:v1, and ironlb's from a static binary) and import
+    /// them into every node of the lab when it runs real nodes; prints each archive.
+    Images {
+        /// A static `ironlb` binary to make `ironlb/ironlb:<tag>` from.
+        #[arg(long)]
+        ironlb: Option<std::path::PathBuf>,
+        /// The tag of ironlb's image.
+        #[arg(long, default_value = "dev")]
+        tag: String,
     },
     /// The README's main job: the reference scenario, end to end.
     Demo,
@@ -93,8 +107,17 @@ fn run(args: Args) -> Result<ExitCode> {
             nodes,
             router,
             with_ironlb,
+            real_nodes,
         } => {
-            let lab = up(&args.name, nodes, router)?;
+            if real_nodes && with_ironlb {
+                // ironlb runs by hand beside the kubelet imitation; on real nodes it is
+                // installed from its manifest instead, and the hand-run speakers' DaemonSet
+                // would have the real kubelets look for an image nobody imported.
+                bail!(
+                    "--with-ironlb runs ironlb beside the kubelet imitation; not with --real-nodes"
+                );
+            }
+            let lab = up(&args.name, nodes, router, real_nodes)?;
             if with_ironlb {
                 run_ironlb(&lab)?;
             }
@@ -137,6 +160,7 @@ fn run(args: Args) -> Result<ExitCode> {
                 print_status(&status);
             }
         }
+        Cmd::Images { ironlb, tag } => images(&args.name, ironlb.as_deref(), &tag)?,
         Cmd::Demo => demo(&args.name)?,
         Cmd::Agent => {
             let lab = Lab::open(&args.name)?;
@@ -150,21 +174,48 @@ fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn images(name: &str, ironlb: Option<&std::path::Path>, tag: &str) -> Result<()> {
+    use ironlb_lab::images;
+    let mut progress = Progress::new("images");
+    let mut archives = vec![images::pause_image()?, images::apps_image()?];
+    if let Some(binary) = ironlb {
+        archives.push(images::ironlb_image(binary, tag)?);
+    }
+    progress.step("built (or cached)");
+    let lab = Lab::open(name).ok().filter(|lab| lab.real_nodes);
+    for archive in &archives {
+        if let Some(lab) = &lab {
+            lab.import_image(archive)?;
+        }
+        println!("{} {}", archive.name, archive.path.display());
+    }
+    if lab.is_some() {
+        progress.step(&format!("imported into every node of lab {name}"));
+    }
+    Ok(())
+}
+
 fn exit_code(code: Option<i32>) -> ExitCode {
     ExitCode::from(code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1))
 }
 
-fn up(name: &str, nodes: u8, router: RouterKind) -> Result<Lab> {
+fn up(name: &str, nodes: u8, router: RouterKind, real_nodes: bool) -> Result<Lab> {
     let start = Instant::now();
     let lab = Lab::up(&LabOptions {
         name: name.to_string(),
         nodes,
         router,
+        real_nodes,
         ..LabOptions::default()
     })?;
-    lab.start_agent_daemon(&std::env::current_exe()?)?;
+    let what = if real_nodes {
+        "real nodes"
+    } else {
+        lab.start_agent_daemon(&std::env::current_exe()?)?;
+        "agent running"
+    };
     eprintln!(
-        "[lab {:6.1}s] lab {name} is up (agent running)",
+        "[lab {:6.1}s] lab {name} is up ({what})",
         start.elapsed().as_secs_f64()
     );
     Ok(lab)
@@ -250,7 +301,7 @@ fn demo(name: &str) -> Result<()> {
     let mut progress = Progress::new("demo");
     // Fail before building anything when the ironlb binary is missing.
     ironlb_lab::components::ironlb_next_to_current_exe()?;
-    let lab = up(name, 3, RouterKind::Frr)?;
+    let lab = up(name, 3, RouterKind::Frr, false)?;
     progress.step("lab up");
     let manifests = ironlb_lab::components::checkout_path("crates/lab");
     let crds = ironlb_lab::components::deploy_dir().join("crds");

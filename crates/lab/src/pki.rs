@@ -66,15 +66,10 @@ impl Pki {
             return Ok(());
         }
         let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.distinguished_name = name("ironlb-lab-ca", None);
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let ca_params = ca_params()?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
+        // Kept so that identities known only later (a real node's kubelet) can be issued.
+        self.write("ca.key", &ca_key.serialize_pem())?;
         let issuer = Issuer::new(ca_params, ca_key);
 
         let mut sans: Vec<SanType> = server_ips
@@ -100,13 +95,7 @@ impl Pki {
         self.write("apiserver.key", &server_key.serialize_pem())?;
 
         for client in CLIENTS {
-            let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params.distinguished_name = name(client.user, client.group);
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-            let key = KeyPair::generate()?;
-            let cert = params.signed_by(&key, &issuer)?;
-            self.write(&format!("{}.crt", client.file), &cert.pem())?;
-            self.write(&format!("{}.key", client.file), &key.serialize_pem())?;
+            self.issue_client(&issuer, client.file, client.user, client.group)?;
         }
 
         let sa = KeyPair::generate()?;
@@ -117,6 +106,42 @@ impl Pki {
         Ok(())
     }
 
+    /// Makes sure `<file>.crt`/`<file>.key` hold a client certificate for `user` in `group`,
+    /// signed by the lab's CA; an existing pair is kept. Fails on a PKI made before the CA key
+    /// was kept (`ironlb-lab down` and up again renews it).
+    pub fn ensure_client(&self, file: &str, user: &str, group: Option<&str>) -> Result<()> {
+        if self.path(&format!("{file}.crt")).exists() && self.path(&format!("{file}.key")).exists()
+        {
+            return Ok(());
+        }
+        let key_path = self.path("ca.key");
+        let pem = std::fs::read_to_string(&key_path).with_context(|| {
+            format!(
+                "reading {} (a PKI from before it was kept?)",
+                key_path.display()
+            )
+        })?;
+        let issuer = Issuer::new(ca_params()?, KeyPair::from_pem(&pem)?);
+        self.issue_client(&issuer, file, user, group)
+    }
+
+    fn issue_client(
+        &self,
+        issuer: &Issuer<'_, KeyPair>,
+        file: &str,
+        user: &str,
+        group: Option<&str>,
+    ) -> Result<()> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = name(user, group);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, issuer)?;
+        // The key first: a certificate without its key would count as issued.
+        self.write(&format!("{file}.key"), &key.serialize_pem())?;
+        self.write(&format!("{file}.crt"), &cert.pem())
+    }
+
     fn write(&self, file: &str, pem: &str) -> Result<()> {
         let path = self.path(file);
         std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))
@@ -124,6 +149,11 @@ impl Pki {
 
     /// A kubeconfig for `client` against `server` (https URL), certificates embedded.
     pub fn kubeconfig(&self, client: &ClientIdentity, server: &str) -> Result<String> {
+        self.kubeconfig_for(client.file, server)
+    }
+
+    /// A kubeconfig with the certificate pair `<file>.crt`/`<file>.key` against `server`.
+    pub fn kubeconfig_for(&self, file: &str, server: &str) -> Result<String> {
         use base64::Engine;
         let b64 = |file: &str| -> Result<String> {
             let data = std::fs::read(self.path(file))
@@ -137,15 +167,28 @@ impl Pki {
                 "server": server,
                 "certificate-authority-data": b64("ca.crt")?,
             }}],
-            "users": [{"name": client.file, "user": {
-                "client-certificate-data": b64(&format!("{}.crt", client.file))?,
-                "client-key-data": b64(&format!("{}.key", client.file))?,
+            "users": [{"name": file, "user": {
+                "client-certificate-data": b64(&format!("{file}.crt"))?,
+                "client-key-data": b64(&format!("{file}.key"))?,
             }}],
-            "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": client.file}}],
+            "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": file}}],
             "current-context": "lab",
         });
         Ok(serde_yaml::to_string(&config)?)
     }
+}
+
+/// The lab CA's parameters; the same on every call, so the kept key re-creates its issuer.
+fn ca_params() -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = name("ironlb-lab-ca", None);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
 }
 
 fn name(common: &str, org: Option<&str>) -> DistinguishedName {
