@@ -22,7 +22,6 @@ pub mod writer;
 use anyhow::{Context as _, Result};
 use futures::StreamExt;
 use ironlb_allocator::ServiceKey;
-use ironlb_api::v1beta1::ConfigurationResult;
 use ironlb_config::{Context, Features};
 use ironlb_k8s::events::{EventSink, Pending};
 use ironlb_k8s::metrics::{K8sClientMetrics, MetricsRegistry, PoolMetrics};
@@ -123,48 +122,7 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line (MetalLB's format).
-    Json,
-    /// Human-readable text.
-    Text,
-}
-
-/// Sets up logging from `--log-level` / `--log-format`.
-pub fn init_logging(level: &str, format: LogFormat) {
-    let filter = match level {
-        "all" | "debug" => "debug",
-        "warn" => "warn",
-        "error" => "error",
-        "none" => "off",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},kube=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-/// Creates the client: `--kubeconfig` if given, else the usual inference.
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(Client::try_from(config)?)
-}
+pub use ironlb_k8s::runtime::LogFormat;
 
 /// What this build serves ([`Features::served`]: the speaker's answer too, so the webhook
 /// accepts exactly what the speaker can serve).
@@ -183,8 +141,8 @@ pub struct Shared {
 
 /// Runs the controller until SIGTERM / Ctrl-C.
 pub async fn run(args: Args) -> Result<()> {
-    init_logging(&args.log_level, args.log_format);
-    let client = client(args.kubeconfig.as_deref()).await?;
+    ironlb_k8s::runtime::init_logging(&args.log_level, args.log_format);
+    let client = ironlb_k8s::runtime::client(args.kubeconfig.as_deref()).await?;
     if !args.ml_secret_name.is_empty() {
         memberlist::ensure(
             &client,
@@ -202,7 +160,15 @@ pub async fn run(args: Args) -> Result<()> {
         ready: Arc::new(AtomicBool::new(false)),
         registry: Arc::new(registry),
     };
-    let http = serve_http(&args, shared.clone()).await?;
+    let registry = shared.registry.clone();
+    let http = ironlb_k8s::runtime::serve_http(ironlb_k8s::runtime::HttpServer {
+        host: args.host.clone(),
+        port: args.port,
+        health_port: Some(args.health_probe_port),
+        ready: shared.ready.clone(),
+        render: move || ironlb_k8s::metrics::encode(&registry),
+    })
+    .await?;
     let ctx = Context {
         namespace: args.namespace.clone(),
         features: features(),
@@ -256,66 +222,6 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Binds the metrics and health listeners; the returned future serves them.
-async fn serve_http(
-    args: &Args,
-    shared: Shared,
-) -> Result<impl std::future::Future<Output = Result<()>>> {
-    use axum::routing::get;
-    let health = {
-        let ready = shared.ready.clone();
-        axum::Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route(
-                "/readyz",
-                get(move || {
-                    let ready = ready.load(Ordering::Relaxed);
-                    async move {
-                        if ready {
-                            (axum::http::StatusCode::OK, "ready")
-                        } else {
-                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                        }
-                    }
-                }),
-            )
-    };
-    let registry = shared.registry.clone();
-    let metrics = health.clone().route(
-        "/metrics",
-        get(move || {
-            let text = ironlb_k8s::metrics::encode(&registry);
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    text,
-                )
-            }
-        }),
-    );
-    let metrics_l = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .with_context(|| format!("binding metrics port {}:{}", args.host, args.port))?;
-    let health_l = tokio::net::TcpListener::bind((args.host.as_str(), args.health_probe_port))
-        .await
-        .with_context(|| format!("binding health port {}", args.health_probe_port))?;
-    tracing::info!(
-        metrics = %metrics_l.local_addr()?,
-        health = %health_l.local_addr()?,
-        "serving metrics and health probes"
-    );
-    Ok(async move {
-        tokio::try_join!(
-            axum::serve(metrics_l, metrics),
-            axum::serve(health_l, health)
-        )?;
-        Ok(())
-    })
-}
-
 struct Controller {
     client: Client,
     args: Args,
@@ -326,9 +232,6 @@ struct Controller {
     ready: Arc<AtomicBool>,
     webhook_ready: Arc<AtomicBool>,
 }
-
-/// The last ConfigurationState written: (valid, error summary, warnings).
-type Verdict = (bool, String, Vec<String>);
 
 impl Controller {
     async fn run(self, mut changes: mpsc::Receiver<Change>) -> Result<()> {
@@ -356,7 +259,13 @@ impl Controller {
         let mut services_synced = false;
         let mut relist: Option<HashSet<ServiceKey>> = None;
         let mut config_dirty = true;
-        let mut last_verdict: Option<Verdict> = None;
+        let mut follower = ironlb_k8s::runtime::ConfigFollower::new(
+            self.client.clone(),
+            &self.args.namespace,
+            "controller",
+            events.clone(),
+            self.k8s_metrics.clone(),
+        );
         let mut known_pools: BTreeSet<String> = BTreeSet::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -419,28 +328,11 @@ impl Controller {
                     if config_dirty && synced.len() == STORE_COUNT {
                         config_dirty = false;
                         let objects = self.stores.objects();
-                        match ironlb_config::build(&objects, &self.ctx) {
-                            Ok(config) => {
-                                self.k8s_metrics.config_loaded.set(1);
-                                self.k8s_metrics.config_stale.set(0);
-                                let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
-                                if last_verdict.as_ref().is_none_or(|v| v.2 != warnings) {
-                                    for w in &warnings {
-                                        tracing::warn!(warning = %w, "configuration loaded with a part skipped");
-                                    }
-                                }
-                                self.report(&mut last_verdict, (true, String::new(), warnings), &events);
-                                if all_synced || state.started() {
-                                    acts = state.set_config(config, &ns_labels);
-                                } else {
-                                    config_dirty = true;
-                                }
-                            }
-                            Err(errors) => {
-                                let summary = ironlb_k8s::status::error_summary(&errors);
-                                tracing::error!(errors = %summary, "invalid configuration; keeping the last good one");
-                                if state.config().is_some() { self.k8s_metrics.config_stale.set(1); }
-                                self.report(&mut last_verdict, (false, summary, Vec::new()), &events);
+                        if let Some(config) = follower.load(&objects, &self.ctx, state.config().is_some()) {
+                            if all_synced || state.started() {
+                                acts = state.set_config(config, &ns_labels);
+                            } else {
+                                config_dirty = true;
                             }
                         }
                     }
@@ -485,46 +377,6 @@ impl Controller {
                 }
             }
         }
-    }
-
-    /// Writes the ConfigurationState when the verdict changed, with a Warning Event on it when
-    /// the configuration became invalid.
-    fn report(&self, last: &mut Option<Verdict>, verdict: Verdict, events: &EventSink) {
-        if last.as_ref() == Some(&verdict) {
-            return;
-        }
-        *last = Some(verdict.clone());
-        let client = self.client.clone();
-        let ns = self.args.namespace.clone();
-        let (valid, summary, warnings) = verdict;
-        if !valid {
-            events.publish(Pending {
-                regarding: ironlb_k8s::events::configuration_state_reference(&ns, "controller"),
-                type_: ironlb_k8s::events::Kind::Warning,
-                reason: "ConfigurationInvalid",
-                note: format!("keeping the last valid configuration: {summary}"),
-            });
-        }
-        tokio::spawn(async move {
-            let result = if valid {
-                ConfigurationResult::Valid
-            } else {
-                ConfigurationResult::Invalid
-            };
-            let summary = (!summary.is_empty()).then_some(summary);
-            if let Err(e) = ironlb_k8s::status::write_configuration_state(
-                &client,
-                &ns,
-                "controller",
-                result,
-                summary,
-                &warnings,
-            )
-            .await
-            {
-                tracing::warn!(error = %e, "cannot write ConfigurationState");
-            }
-        });
     }
 
     /// Updates the pool metrics and (in the background) the IPAddressPool statuses.

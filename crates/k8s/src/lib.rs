@@ -17,6 +17,7 @@
 
 pub mod events;
 pub mod metrics;
+pub mod runtime;
 pub mod service;
 pub mod status;
 pub mod stores;

@@ -281,6 +281,9 @@ impl Speakers {
             SPEAKER_LABELS,
             "--interfaces-exclude",
             "mgmt0",
+            // The tests read the speakers' logs as text lines.
+            "--log-format",
+            "text",
         ];
         let key = self.key_file.to_string_lossy().to_string();
         if self.options.membership {

@@ -48,8 +48,11 @@ pub struct Args {
     /// Log level: all, debug, info, warn, error, none.
     #[arg(long, env = "METALLB_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-    /// Log as JSON lines (MetalLB's format) instead of text.
-    #[arg(long)]
+    /// Log format: JSON lines (MetalLB's) or text.
+    #[arg(long, value_enum, default_value_t = ironlb_k8s::runtime::LogFormat::Json)]
+    pub log_format: ironlb_k8s::runtime::LogFormat,
+    /// Deprecated spelling of `--log-format json`.
+    #[arg(long, hide = true)]
     pub log_json: bool,
     /// Interfaces never to answer on, in addition to MetalLB's defaults (docker*, veth*,
     /// kube-ipvs*, ...): comma-separated exact names or prefixes written `name*`.
@@ -95,6 +98,15 @@ fn default_ms(field: fn(&Settings) -> Duration) -> u64 {
 }
 
 impl Args {
+    /// The log format (`--log-json` still means JSON).
+    pub fn log_format(&self) -> ironlb_k8s::runtime::LogFormat {
+        if self.log_json {
+            ironlb_k8s::runtime::LogFormat::Json
+        } else {
+            self.log_format
+        }
+    }
+
     /// How often every announced address is announced again (`--gratuitous-arp-interval`);
     /// `None` when off.
     pub fn periodic_gratuitous(&self) -> Option<Duration> {

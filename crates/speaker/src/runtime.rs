@@ -9,7 +9,6 @@ use crate::state::{
 use crate::status::{DesiredStatuses, StatusWriter};
 use anyhow::{Context as _, Result};
 use futures::StreamExt;
-use ironlb_api::v1beta1::ConfigurationResult;
 use ironlb_config::Context;
 use ironlb_k8s::events::{EventSink, Kind, Pending, service_reference};
 use ironlb_k8s::stores::STORE_COUNT;
@@ -37,39 +36,6 @@ const PROTOCOL: &str = "layer2";
 const LOG_EACH_UP_TO: usize = 20;
 const SUMMARY_NAMES: usize = 5;
 
-fn init_logging(args: &Args) {
-    let level = match args.log_level.as_str() {
-        "all" | "debug" => "debug",
-        "warn" => "warn",
-        "error" => "error",
-        "none" => "off",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},kube=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if args.log_json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
-async fn client(kubeconfig: Option<&Path>) -> Result<Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(Client::try_from(config)?)
-}
-
 /// Reads the memberlist key: `path` is the mounted Secret (a directory with `secretkey`) or the
 /// key file itself.
 fn read_key(path: &Path) -> Result<Vec<u8>> {
@@ -94,38 +60,6 @@ pub(crate) fn internal_ips(node: &Node) -> Vec<IpAddr> {
         .filter(|a| a.type_ == "InternalIP")
         .filter_map(|a| a.address.parse().ok())
         .collect()
-}
-
-async fn serve_http(
-    args: &Args,
-    metrics: SpeakerMetrics,
-) -> Result<impl Future<Output = Result<()>>> {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let text = render(&metrics);
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .with_context(|| format!("binding metrics port {}:{}", args.host, args.port))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving metrics");
-    Ok(async move {
-        axum::serve(listener, app).await?;
-        Ok(())
-    })
 }
 
 /// The speaker Pod as an owner reference, if `--pod-name` names an existing Pod.
@@ -256,10 +190,21 @@ fn eligible_interfaces(config: &ResponderConfig) -> Vec<String> {
 
 /// Runs the speaker until SIGTERM / Ctrl-C; on SIGTERM it leaves the membership gracefully.
 pub async fn run(args: Args) -> Result<()> {
-    init_logging(&args);
-    let client = client(args.kubeconfig.as_deref()).await?;
+    ironlb_k8s::runtime::init_logging(&args.log_level, args.log_format());
+    let client = ironlb_k8s::runtime::client(args.kubeconfig.as_deref()).await?;
     let metrics = SpeakerMetrics::new();
-    let http = serve_http(&args, metrics.clone()).await?;
+    let http = {
+        let metrics = metrics.clone();
+        ironlb_k8s::runtime::serve_http(ironlb_k8s::runtime::HttpServer {
+            host: args.host.clone(),
+            port: args.port,
+            health_port: None,
+            // The kubelet's readiness probe asks /healthz; /readyz answers like it.
+            ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            render: move || render(&metrics),
+        })
+        .await?
+    };
     let owner = pod_owner(&client, &args).await;
 
     // Membership (only with a key).
@@ -445,9 +390,6 @@ fn unix_seconds() -> i64 {
 /// Relist bookkeeping for one watched kind: keys seen during a re-list.
 type Relist = Option<BTreeSet<String>>;
 
-/// The last ConfigurationState written: (valid, error summary, warnings).
-type Verdict = (bool, String, Vec<String>);
-
 impl Speaker {
     #[allow(clippy::too_many_lines)]
     async fn run(
@@ -490,7 +432,13 @@ impl Speaker {
         let (mut svc_relist, mut slice_relist, mut node_relist): (Relist, Relist, Relist) =
             (None, None, None);
         let mut config_dirty = true;
-        let mut last_verdict: Option<Verdict> = None;
+        let mut follower = ironlb_k8s::runtime::ConfigFollower::new(
+            self.client.clone(),
+            &self.args.namespace,
+            &format!("speaker-{}", self.args.node_name),
+            self.events.clone(),
+            self.metrics.k8s.clone(),
+        );
         let join_deadline = Instant::now() + Duration::from_millis(self.args.join_wait_ms);
         let mut joined = live.is_none();
         let mut ready = false;
@@ -650,28 +598,11 @@ impl Speaker {
                         config_dirty = false;
                         let mut objects = stores.objects();
                         objects.nodes = nodes_synced.then(|| self.state.node_labels());
-                        match ironlb_config::build(&objects, &ctx) {
-                            Ok(config) => {
-                                self.metrics.k8s.config_loaded.set(1);
-                                self.metrics.k8s.config_stale.set(0);
-                                let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
-                                if last_verdict.as_ref().is_none_or(|v| v.2 != warnings) {
-                                    for w in &warnings {
-                                        tracing::warn!(warning = %w, "configuration loaded with a part skipped");
-                                    }
-                                }
-                                self.report_config((true, String::new(), warnings), &mut last_verdict);
-                                if self.state.config() != Some(&config) {
-                                    self.state.set_config(config);
-                                    dirty = true;
-                                }
-                            }
-                            Err(errors) => {
-                                let summary = ironlb_k8s::status::error_summary(&errors);
-                                tracing::error!(errors = %summary, "invalid configuration; keeping the last good one");
-                                if self.state.config().is_some() { self.metrics.k8s.config_stale.set(1); }
-                                self.report_config((false, summary, Vec::new()), &mut last_verdict);
-                            }
+                        if let Some(config) = follower.load(&objects, &ctx, self.state.config().is_some())
+                            && self.state.config() != Some(&config)
+                        {
+                            self.state.set_config(config);
+                            dirty = true;
                         }
                     }
                     if !joined {
@@ -926,41 +857,5 @@ impl Speaker {
                 ),
             });
         }
-    }
-
-    /// Writes the ConfigurationState `speaker-<node>` when the verdict (valid, error summary,
-    /// warnings) changed, with a Warning Event on it when the configuration became invalid.
-    fn report_config(&self, verdict: Verdict, last: &mut Option<Verdict>) {
-        if last.as_ref() == Some(&verdict) {
-            return;
-        }
-        *last = Some(verdict.clone());
-        let client = self.client.clone();
-        let ns = self.args.namespace.clone();
-        let name = format!("speaker-{}", self.args.node_name);
-        let (valid, summary, warnings) = verdict;
-        if !valid {
-            self.events.publish(Pending {
-                regarding: ironlb_k8s::events::configuration_state_reference(&ns, &name),
-                type_: Kind::Warning,
-                reason: "ConfigurationInvalid",
-                note: format!("keeping the last valid configuration: {summary}"),
-            });
-        }
-        tokio::spawn(async move {
-            let result = if valid {
-                ConfigurationResult::Valid
-            } else {
-                ConfigurationResult::Invalid
-            };
-            let summary = (!summary.is_empty()).then_some(summary);
-            if let Err(e) = ironlb_k8s::status::write_configuration_state(
-                &client, &ns, &name, result, summary, &warnings,
-            )
-            .await
-            {
-                tracing::warn!(error = %e, "cannot write ConfigurationState");
-            }
-        });
     }
 }
