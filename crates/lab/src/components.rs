@@ -441,3 +441,64 @@ impl Controller {
         }
     }
 }
+
+/// Builds the `ironlb` binary statically linked (glibc's static libraries, `crt-static`; the
+/// musl target cannot be installed here) for the image the lab's real nodes run, in its own
+/// target directory (`$IRONLB_CACHE/static-target`) so that the workspace's builds are not
+/// disturbed; returns its path. The dev profile: fast to build, and what the tests need.
+pub fn static_ironlb() -> Result<PathBuf> {
+    let cache = std::env::var_os("IRONLB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ironlb")))
+        .context("neither IRONLB_CACHE nor HOME is set")?;
+    let target_dir = cache.join("static-target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let started = Instant::now();
+    eprintln!("[lab] building a static ironlb for the image (cold: a few minutes)");
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "-p",
+            "ironlb",
+            "--bin",
+            "ironlb",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .arg("--manifest-path")
+        .arg(checkout_path("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("running {cargo} build"))?;
+    if !status.success() {
+        bail!("building the static ironlb failed ({status})");
+    }
+    eprintln!(
+        "[lab] static ironlb built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(target_dir.join("x86_64-unknown-linux-gnu/debug/ironlb"))
+}
+
+/// `deploy/ironlb-native.yaml` as the lab applies it to real nodes: unchanged but for the
+/// speaker, which must never answer on the node's management link to the host (`mgmt0`, the
+/// lab's own, not part of any cluster a user has), and the image tag the lab imported.
+pub fn lab_native_manifest(image_tag: &str) -> Result<String> {
+    let text = std::fs::read_to_string(deploy_dir().join("ironlb-native.yaml"))
+        .context("reading deploy/ironlb-native.yaml")?;
+    let speaker_args = "args: [speaker, --port=7472, --log-level=info]";
+    if !text.contains(speaker_args) {
+        bail!("deploy/ironlb-native.yaml: the speaker's args are not `{speaker_args}` any more");
+    }
+    Ok(text
+        .replace(
+            speaker_args,
+            "args: [speaker, --port=7472, --log-level=info, --interfaces-exclude=mgmt0]",
+        )
+        .replace(
+            "image: ironlb/ironlb:latest",
+            &format!("image: ironlb/ironlb:{image_tag}"),
+        ))
+}
