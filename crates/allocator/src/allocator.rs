@@ -27,7 +27,8 @@ use std::sync::Arc;
 use crate::Pool;
 use crate::block::{AddressBlock, to_u128};
 use crate::error::{AllocationError, PoolError, SharingConflict};
-use crate::request::{FamilyPlan, IpFamily, ServiceKey, ServicePort, ServiceRequest};
+use crate::request::{FamilyPlan, ServiceRequest};
+use crate::service::{IpFamily, ServiceKey, ServicePort};
 
 /// Addresses a Service holds, and the pool they come from (for
 /// `metallb.io/ip-allocated-from-pool`).

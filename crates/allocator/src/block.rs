@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::request::IpFamily;
+use crate::service::IpFamily;
 
 /// An address as a number: IPv4 in the low 32 bits.
 pub(crate) fn to_u128(ip: IpAddr) -> (IpFamily, u128) {

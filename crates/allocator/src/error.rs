@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::request::{IpFamily, IpFamilyPolicy, ServiceKey, ServicePort};
+use crate::service::{IpFamily, IpFamilyPolicy, ServiceKey, ServicePort};
 
 /// Why a Service did not get (or may not keep) addresses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,17 +26,16 @@ pub mod block;
 mod error;
 mod request;
 pub mod selector;
+mod service;
 
 pub use allocator::{
     Allocator, Assignment, Claim, Invalidated, PoolCounts, PoolsUpdate, RestoreReport,
 };
 pub use block::AddressBlock;
 pub use error::{AllocationError, PoolError, SharingConflict};
-pub use request::{
-    IpFamily, IpFamilyPolicy, Protocol, ServiceKey, ServicePort, ServiceRequest,
-    parse_load_balancer_ips,
-};
+pub use request::{ServiceRequest, parse_load_balancer_ips};
 pub use selector::{LabelSelector, Requirement, RequirementOperator};
+pub use service::{IpFamily, IpFamilyPolicy, Protocol, ServiceKey, ServicePort};
 
 use ipnet::IpNet;
 use std::net::IpAddr;

@@ -6,199 +6,16 @@
 //!        v
 //!   ServiceRequest { key, labels, requested pool / addresses, families, sharing, ports, backend }
 //! ```
+//!
+//! The field types themselves (`ServiceKey`, `IpFamily`, `ServicePort`, ...) live in `service`;
+//! their parsing from Kubernetes' spellings lives here, since it fails with an [`AllocationError`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::error::AllocationError;
-
-/// A Service's identity: `namespace/name`. Sorts by namespace, then name.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct ServiceKey {
-    /// `metadata.namespace`.
-    pub namespace: String,
-    /// `metadata.name`.
-    pub name: String,
-}
-
-impl ServiceKey {
-    /// A key from its two parts.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// An IP family (`spec.ipFamilies[*]`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum IpFamily {
-    /// `IPv4`.
-    V4,
-    /// `IPv6`.
-    V6,
-}
-
-impl IpFamily {
-    /// The family of an address.
-    pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => IpFamily::V4,
-            IpAddr::V6(_) => IpFamily::V6,
-        }
-    }
-
-    /// The other family.
-    pub fn other(self) -> Self {
-        match self {
-            IpFamily::V4 => IpFamily::V6,
-            IpFamily::V6 => IpFamily::V4,
-        }
-    }
-}
-
-impl fmt::Display for IpFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IpFamily::V4 => "IPv4",
-            IpFamily::V6 => "IPv6",
-        })
-    }
-}
-
-impl FromStr for IpFamily {
-    type Err = AllocationError;
-
-    /// Parses Kubernetes' spelling, `IPv4` / `IPv6`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "IPv4" => Ok(IpFamily::V4),
-            "IPv6" => Ok(IpFamily::V6),
-            other => Err(AllocationError::InvalidField {
-                field: "spec.ipFamilies",
-                value: other.to_string(),
-            }),
-        }
-    }
-}
-
-/// `spec.ipFamilyPolicy`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum IpFamilyPolicy {
-    /// One address, of the family `ipFamilies[0]` (the default, as in Kubernetes).
-    #[default]
-    SingleStack,
-    /// Both families from one pool if the cluster is dual-stack and a pool has both; else one.
-    PreferDualStack,
-    /// Both families, from one pool, or nothing.
-    RequireDualStack,
-}
-
-impl fmt::Display for IpFamilyPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IpFamilyPolicy::SingleStack => "SingleStack",
-            IpFamilyPolicy::PreferDualStack => "PreferDualStack",
-            IpFamilyPolicy::RequireDualStack => "RequireDualStack",
-        })
-    }
-}
-
-impl FromStr for IpFamilyPolicy {
-    type Err = AllocationError;
-
-    /// Parses Kubernetes' spelling, e.g. `PreferDualStack`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "SingleStack" => Ok(IpFamilyPolicy::SingleStack),
-            "PreferDualStack" => Ok(IpFamilyPolicy::PreferDualStack),
-            "RequireDualStack" => Ok(IpFamilyPolicy::RequireDualStack),
-            other => Err(AllocationError::InvalidField {
-                field: "spec.ipFamilyPolicy",
-                value: other.to_string(),
-            }),
-        }
-    }
-}
-
-/// A port's protocol (`spec.ports[*].protocol`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum Protocol {
-    /// `TCP`.
-    Tcp,
-    /// `UDP`.
-    Udp,
-    /// `SCTP`.
-    Sctp,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "TCP",
-            Protocol::Udp => "UDP",
-            Protocol::Sctp => "SCTP",
-        })
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = AllocationError;
-
-    /// Parses Kubernetes' spelling, `TCP` / `UDP` / `SCTP`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "TCP" => Ok(Protocol::Tcp),
-            "UDP" => Ok(Protocol::Udp),
-            "SCTP" => Ok(Protocol::Sctp),
-            other => Err(AllocationError::InvalidField {
-                field: "spec.ports[].protocol",
-                value: other.to_string(),
-            }),
-        }
-    }
-}
-
-/// One `(protocol, port)` a Service exposes; two Services sharing an address may not both use one.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct ServicePort {
-    /// The protocol.
-    pub protocol: Protocol,
-    /// The (service) port number.
-    pub port: u16,
-}
-
-impl ServicePort {
-    /// A port.
-    pub fn new(protocol: Protocol, port: u16) -> Self {
-        Self { protocol, port }
-    }
-}
-
-impl fmt::Display for ServicePort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.protocol, self.port)
-    }
-}
+use crate::service::{IpFamily, IpFamilyPolicy, Protocol, ServiceKey, ServicePort};
 
 /// Everything about one `type: LoadBalancer` Service that decides its addresses.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -287,6 +104,56 @@ impl ServiceRequest {
             IpFamilyPolicy::PreferDualStack if dual_cluster => FamilyPlan::PreferDual { primary },
             IpFamilyPolicy::PreferDualStack => FamilyPlan::Single(primary),
         })
+    }
+}
+
+impl FromStr for IpFamily {
+    type Err = AllocationError;
+
+    /// Parses Kubernetes' spelling, `IPv4` / `IPv6`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "IPv4" => Ok(IpFamily::V4),
+            "IPv6" => Ok(IpFamily::V6),
+            other => Err(AllocationError::InvalidField {
+                field: "spec.ipFamilies",
+                value: other.to_string(),
+            }),
+        }
+    }
+}
+
+impl FromStr for IpFamilyPolicy {
+    type Err = AllocationError;
+
+    /// Parses Kubernetes' spelling, e.g. `PreferDualStack`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "SingleStack" => Ok(IpFamilyPolicy::SingleStack),
+            "PreferDualStack" => Ok(IpFamilyPolicy::PreferDualStack),
+            "RequireDualStack" => Ok(IpFamilyPolicy::RequireDualStack),
+            other => Err(AllocationError::InvalidField {
+                field: "spec.ipFamilyPolicy",
+                value: other.to_string(),
+            }),
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = AllocationError;
+
+    /// Parses Kubernetes' spelling, `TCP` / `UDP` / `SCTP`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "TCP" => Ok(Protocol::Tcp),
+            "UDP" => Ok(Protocol::Udp),
+            "SCTP" => Ok(Protocol::Sctp),
+            other => Err(AllocationError::InvalidField {
+                field: "spec.ports[].protocol",
+                value: other.to_string(),
+            }),
+        }
     }
 }
 

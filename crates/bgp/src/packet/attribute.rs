@@ -643,287 +643,379 @@ impl PathAttributes {
         ctx: &DecodeContext,
         has_nlri: bool,
     ) -> Result<DecodedAttributes, DecodeError> {
-        use type_code::*;
-        let mut out = DecodedAttributes::default();
-        let mut seen = [false; 256];
-        let mut as4_path: Option<AsPath> = None;
+        let mut list = AttributeListDecoder::new(ctx);
         let mut r = Reader::new(buf);
-        let issue = |out: &mut DecodedAttributes, type_code, subcode, action| {
-            out.issues.push(AttributeIssue {
-                type_code,
-                subcode,
-                action,
-            })
-        };
         while !r.is_empty() {
-            let start = r.rest();
             // RFC 7606 §4: a header or length running past the attribute area makes the rest
             // unparsable; treat-as-withdraw.
-            let header = (|| {
-                let f = r.u8()?;
-                let t = r.u8()?;
-                let len = if f & flags::EXTENDED_LENGTH != 0 {
-                    r.u16()? as usize
-                } else {
-                    r.u8()? as usize
-                };
-                let value = r.take(len)?;
-                Some((f, t, value))
-            })();
-            let Some((f, t, value)) = header else {
-                issue(
-                    &mut out,
+            let Some(attr) = WireAttribute::read(&mut r) else {
+                list.issue(
                     0,
                     UpdateErrorSubcode::AttributeLengthError,
                     UpdateErrorAction::TreatAsWithdraw,
                 );
                 break;
             };
-            let whole = &start[..start.len() - r.remaining()];
-            let data = || whole.to_vec();
-            if seen[t as usize] {
-                // RFC 7606 §3 (g): a repeated MP_(UN)REACH resets; other repeats are dropped.
-                if t == MP_REACH_NLRI || t == MP_UNREACH_NLRI {
-                    return Err(DecodeError::update(
-                        UpdateErrorSubcode::MalformedAttributeList,
-                        Vec::new(),
-                    ));
-                }
-                issue(
-                    &mut out,
-                    t,
-                    UpdateErrorSubcode::MalformedAttributeList,
-                    UpdateErrorAction::AttributeDiscard,
-                );
-                continue;
-            }
-            seen[t as usize] = true;
-            let Some(expected) = expected_flags(t) else {
-                if f & flags::OPTIONAL == 0 {
-                    return Err(DecodeError::update(
-                        UpdateErrorSubcode::UnrecognizedWellKnownAttribute,
-                        data(),
-                    ));
-                }
-                // Unknown optional: pass on if transitive (marked partial), else drop.
-                if f & flags::TRANSITIVE != 0 {
-                    out.attributes.other.push(RawAttribute {
-                        flags: (f | flags::PARTIAL) & !flags::EXTENDED_LENGTH,
-                        type_code: t,
-                        value: value.to_vec(),
-                    });
-                }
-                continue;
-            };
-            let mp = t == MP_REACH_NLRI || t == MP_UNREACH_NLRI;
-            if f & (flags::OPTIONAL | flags::TRANSITIVE) != expected && !mp {
-                // RFC 7606 §3 (c).
-                issue(
-                    &mut out,
-                    t,
-                    UpdateErrorSubcode::AttributeFlagsError,
-                    UpdateErrorAction::TreatAsWithdraw,
-                );
-                continue;
-            }
-            let a = &mut out.attributes;
-            // The RFC 7606 verdict on this attribute: `None` when it is fine.
-            let withdraw = Some(UpdateErrorAction::TreatAsWithdraw);
-            let discard = Some(UpdateErrorAction::AttributeDiscard);
-            let ok = None;
-            let verdict = match t {
-                ORIGIN => match value {
-                    [0] => {
-                        a.origin = Some(Origin::Igp);
-                        ok
-                    }
-                    [1] => {
-                        a.origin = Some(Origin::Egp);
-                        ok
-                    }
-                    [2] => {
-                        a.origin = Some(Origin::Incomplete);
-                        ok
-                    }
-                    _ => withdraw,
-                },
-                AS_PATH => match AsPath::decode_value(value, ctx.four_octet_as) {
-                    Some(p) => {
-                        a.as_path = Some(p);
-                        ok
-                    }
-                    None => withdraw,
-                },
-                NEXT_HOP => match u32_of(value).map(Ipv4Addr::from) {
-                    Some(nh)
-                        if !nh.is_unspecified() && !nh.is_multicast() && !nh.is_broadcast() =>
-                    {
-                        a.next_hop = Some(nh);
-                        ok
-                    }
-                    _ => withdraw,
-                },
-                MED => match u32_of(value) {
-                    Some(v) => {
-                        a.med = Some(v);
-                        ok
-                    }
-                    None => withdraw,
-                },
-                LOCAL_PREF => match u32_of(value) {
-                    // RFC 7606 §7.5: from an external peer it is discarded.
-                    Some(_) if ctx.ebgp => discard,
-                    Some(v) => {
-                        a.local_pref = Some(v);
-                        ok
-                    }
-                    None => withdraw,
-                },
-                ATOMIC_AGGREGATE => match value.len() {
-                    0 => {
-                        a.atomic_aggregate = true;
-                        ok
-                    }
-                    _ => discard,
-                },
-                AGGREGATOR | AS4_AGGREGATOR => {
-                    let len = if ctx.four_octet_as || t == AS4_AGGREGATOR {
-                        8
-                    } else {
-                        6
-                    };
-                    if value.len() != len || (t == AS4_AGGREGATOR && ctx.four_octet_as) {
-                        discard
-                    } else {
-                        a.other.push(RawAttribute {
-                            flags: f & !flags::EXTENDED_LENGTH,
-                            type_code: t,
-                            value: value.to_vec(),
-                        });
-                        ok
-                    }
-                }
-                COMMUNITIES => {
-                    if value.is_empty() || !value.len().is_multiple_of(4) {
-                        withdraw
-                    } else {
-                        a.communities = value
-                            .chunks_exact(4)
-                            .map(|c| Community(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-                            .collect();
-                        ok
-                    }
-                }
-                LARGE_COMMUNITY => {
-                    if value.is_empty() || !value.len().is_multiple_of(12) {
-                        withdraw
-                    } else {
-                        a.large_communities = value
-                            .chunks_exact(12)
-                            .map(|c| LargeCommunity {
-                                global_admin: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-                                local_data1: u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
-                                local_data2: u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
-                            })
-                            .collect();
-                        ok
-                    }
-                }
-                ORIGINATOR_ID | CLUSTER_LIST => {
-                    let good = if t == ORIGINATOR_ID {
-                        value.len() == 4
-                    } else {
-                        !value.is_empty() && value.len().is_multiple_of(4)
-                    };
-                    if good {
-                        a.other.push(RawAttribute {
-                            flags: f & !flags::EXTENDED_LENGTH,
-                            type_code: t,
-                            value: value.to_vec(),
-                        });
-                        ok
-                    } else {
-                        withdraw
-                    }
-                }
-                AS4_PATH => {
-                    // RFC 6793: ignored from a 4-octet speaker; malformed → attribute discard.
-                    match AsPath::decode_value(value, true) {
-                        Some(_) if ctx.four_octet_as => discard,
-                        Some(p) => {
-                            as4_path = Some(p);
-                            ok
-                        }
-                        None => discard,
-                    }
-                }
-                MP_REACH_NLRI => match MpReach::decode_value(value) {
-                    Some(m) => {
-                        a.mp_reach = Some(m);
-                        ok
-                    }
-                    None => {
-                        return Err(DecodeError::update(
-                            UpdateErrorSubcode::OptionalAttributeError,
-                            data(),
-                        ));
-                    }
-                },
-                MP_UNREACH_NLRI => match MpUnreach::decode_value(value) {
-                    Some(m) => {
-                        a.mp_unreach = Some(m);
-                        ok
-                    }
-                    None => {
-                        return Err(DecodeError::update(
-                            UpdateErrorSubcode::OptionalAttributeError,
-                            data(),
-                        ));
-                    }
-                },
-                _ => ok,
-            };
-            if let Some(action) = verdict {
-                let subcode = match t {
-                    ORIGIN => UpdateErrorSubcode::InvalidOriginAttribute,
-                    AS_PATH => UpdateErrorSubcode::MalformedAsPath,
-                    NEXT_HOP if value.len() == 4 => UpdateErrorSubcode::InvalidNextHopAttribute,
-                    COMMUNITIES | LARGE_COMMUNITY | AS4_PATH | AGGREGATOR | AS4_AGGREGATOR => {
-                        UpdateErrorSubcode::OptionalAttributeError
-                    }
-                    _ => UpdateErrorSubcode::AttributeLengthError,
-                };
-                issue(&mut out, t, subcode, action);
-            }
+            list.accept(&attr)?;
         }
-        if let Some(as4) = as4_path
-            && let Some(path) = out.attributes.as_path.take()
+        Ok(list.finish(has_nlri))
+    }
+}
+
+/// One attribute as framed on the wire (RFC 4271 §4.3), its value not yet interpreted.
+struct WireAttribute<'a> {
+    /// Flags as received, extended length bit included.
+    flags: u8,
+    type_code: u8,
+    value: &'a [u8],
+    /// Header and value: the NOTIFICATION data when the attribute resets the session.
+    whole: &'a [u8],
+}
+
+impl<'a> WireAttribute<'a> {
+    /// Reads flags, type, length and value; `None` if any of them runs past the buffer.
+    fn read(r: &mut Reader<'a>) -> Option<Self> {
+        let start = r.rest();
+        let flags = r.u8()?;
+        let type_code = r.u8()?;
+        let len = if flags & flags::EXTENDED_LENGTH != 0 {
+            r.u16()? as usize
+        } else {
+            r.u8()? as usize
+        };
+        let value = r.take(len)?;
+        let whole = &start[..start.len() - r.remaining()];
+        Some(WireAttribute {
+            flags,
+            type_code,
+            value,
+            whole,
+        })
+    }
+
+    /// The attribute as passed on or kept: flags without the extended length bit.
+    fn raw(&self, flags_: u8) -> RawAttribute {
+        RawAttribute {
+            flags: flags_ & !flags::EXTENDED_LENGTH,
+            type_code: self.type_code,
+            value: self.value.to_vec(),
+        }
+    }
+
+    /// The session reset for a malformed MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 7606 §7.11).
+    fn optional_attribute_error(&self) -> DecodeError {
+        DecodeError::update(
+            UpdateErrorSubcode::OptionalAttributeError,
+            self.whole.to_vec(),
+        )
+    }
+}
+
+/// The RFC 7606 verdict on one attribute's value: `None` when it is fine, else what is done
+/// instead of a session reset.
+type Verdict = Option<UpdateErrorAction>;
+const ACCEPT: Verdict = None;
+const WITHDRAW: Verdict = Some(UpdateErrorAction::TreatAsWithdraw);
+const DISCARD: Verdict = Some(UpdateErrorAction::AttributeDiscard);
+
+/// The subcode RFC 4271 would have sent for a bad attribute of `type_code`, recorded with the
+/// RFC 7606 decision taken instead.
+fn issue_subcode(type_code: u8, value_len: usize) -> UpdateErrorSubcode {
+    use type_code::*;
+    match type_code {
+        ORIGIN => UpdateErrorSubcode::InvalidOriginAttribute,
+        AS_PATH => UpdateErrorSubcode::MalformedAsPath,
+        NEXT_HOP if value_len == 4 => UpdateErrorSubcode::InvalidNextHopAttribute,
+        COMMUNITIES | LARGE_COMMUNITY | AS4_PATH | AGGREGATOR | AS4_AGGREGATOR => {
+            UpdateErrorSubcode::OptionalAttributeError
+        }
+        _ => UpdateErrorSubcode::AttributeLengthError,
+    }
+}
+
+/// The state of decoding one attribute list: what survived so far, the decisions taken, which
+/// type codes were seen, and an AS4_PATH waiting to be merged into the AS_PATH.
+struct AttributeListDecoder<'c> {
+    ctx: &'c DecodeContext,
+    out: DecodedAttributes,
+    seen: [bool; 256],
+    as4_path: Option<AsPath>,
+}
+
+impl<'c> AttributeListDecoder<'c> {
+    fn new(ctx: &'c DecodeContext) -> Self {
+        AttributeListDecoder {
+            ctx,
+            out: DecodedAttributes::default(),
+            seen: [false; 256],
+            as4_path: None,
+        }
+    }
+
+    fn issue(&mut self, type_code: u8, subcode: UpdateErrorSubcode, action: UpdateErrorAction) {
+        self.out.issues.push(AttributeIssue {
+            type_code,
+            subcode,
+            action,
+        });
+    }
+
+    /// Takes one attribute: repeats, unknown types and wrong flags first, then its value.
+    fn accept(&mut self, attr: &WireAttribute<'_>) -> Result<(), DecodeError> {
+        use type_code::*;
+        let t = attr.type_code;
+        if self.seen[t as usize] {
+            return self.repeated(t);
+        }
+        self.seen[t as usize] = true;
+        let Some(expected) = expected_flags(t) else {
+            return self.unknown(attr);
+        };
+        let mp = t == MP_REACH_NLRI || t == MP_UNREACH_NLRI;
+        if attr.flags & (flags::OPTIONAL | flags::TRANSITIVE) != expected && !mp {
+            // RFC 7606 §3 (c).
+            self.issue(
+                t,
+                UpdateErrorSubcode::AttributeFlagsError,
+                UpdateErrorAction::TreatAsWithdraw,
+            );
+            return Ok(());
+        }
+        if let Some(action) = self.known(attr)? {
+            self.issue(t, issue_subcode(t, attr.value.len()), action);
+        }
+        Ok(())
+    }
+
+    /// RFC 7606 §3 (g): a repeated MP_(UN)REACH resets; other repeats are dropped.
+    fn repeated(&mut self, t: u8) -> Result<(), DecodeError> {
+        if t == type_code::MP_REACH_NLRI || t == type_code::MP_UNREACH_NLRI {
+            return Err(DecodeError::update(
+                UpdateErrorSubcode::MalformedAttributeList,
+                Vec::new(),
+            ));
+        }
+        self.issue(
+            t,
+            UpdateErrorSubcode::MalformedAttributeList,
+            UpdateErrorAction::AttributeDiscard,
+        );
+        Ok(())
+    }
+
+    /// An attribute type this speaker does not know: a reset if marked well-known; else passed
+    /// on if transitive (marked partial), dropped if not.
+    fn unknown(&mut self, attr: &WireAttribute<'_>) -> Result<(), DecodeError> {
+        if attr.flags & flags::OPTIONAL == 0 {
+            return Err(DecodeError::update(
+                UpdateErrorSubcode::UnrecognizedWellKnownAttribute,
+                attr.whole.to_vec(),
+            ));
+        }
+        if attr.flags & flags::TRANSITIVE != 0 {
+            (self.out.attributes.other).push(attr.raw(attr.flags | flags::PARTIAL));
+        }
+        Ok(())
+    }
+
+    /// Interprets a known attribute with the right flags; `Err` only for MP_(UN)REACH.
+    fn known(&mut self, attr: &WireAttribute<'_>) -> Result<Verdict, DecodeError> {
+        use type_code::*;
+        let (ctx, a, value) = (self.ctx, &mut self.out.attributes, attr.value);
+        Ok(match attr.type_code {
+            ORIGIN => origin(a, value),
+            AS_PATH => as_path(a, value, ctx),
+            NEXT_HOP => next_hop(a, value),
+            MED => med(a, value),
+            LOCAL_PREF => local_pref(a, value, ctx),
+            ATOMIC_AGGREGATE => atomic_aggregate(a, value),
+            AGGREGATOR | AS4_AGGREGATOR => aggregator(a, attr, ctx),
+            COMMUNITIES => communities(a, value),
+            LARGE_COMMUNITY => large_communities(a, value),
+            ORIGINATOR_ID | CLUSTER_LIST => route_reflection(a, attr),
+            AS4_PATH => as4_path(&mut self.as4_path, value, ctx),
+            MP_REACH_NLRI => mp_reach(a, attr)?,
+            MP_UNREACH_NLRI => mp_unreach(a, attr)?,
+            _ => ACCEPT,
+        })
+    }
+
+    /// Merges the AS4_PATH, then RFC 7606 §3 (d): a missing mandatory attribute on an UPDATE
+    /// with reachable prefixes is treat-as-withdraw. Attributes dropped above count as missing
+    /// only if they were absent; their own issue already decided the outcome.
+    fn finish(mut self, has_nlri: bool) -> DecodedAttributes {
+        use type_code::*;
+        if let Some(as4) = self.as4_path.take()
+            && let Some(path) = self.out.attributes.as_path.take()
         {
-            out.attributes.as_path = Some(path.merge_as4(as4));
+            self.out.attributes.as_path = Some(path.merge_as4(as4));
         }
-        // RFC 7606 §3 (d): a missing mandatory attribute on an UPDATE with reachable prefixes
-        // is treat-as-withdraw. Attributes dropped above count as missing only if they were
-        // absent; their own issue already decided the outcome.
-        let a = &out.attributes;
+        let a = &self.out.attributes;
         let reach = has_nlri || a.mp_reach.is_some();
         let mut missing = Vec::new();
-        if reach && a.origin.is_none() && !seen[ORIGIN as usize] {
+        if reach && a.origin.is_none() && !self.seen[ORIGIN as usize] {
             missing.push(ORIGIN);
         }
-        if reach && a.as_path.is_none() && !seen[AS_PATH as usize] {
+        if reach && a.as_path.is_none() && !self.seen[AS_PATH as usize] {
             missing.push(AS_PATH);
         }
-        if has_nlri && a.next_hop.is_none() && !seen[NEXT_HOP as usize] {
+        if has_nlri && a.next_hop.is_none() && !self.seen[NEXT_HOP as usize] {
             missing.push(NEXT_HOP);
         }
         for t in missing {
-            issue(
-                &mut out,
+            self.issue(
                 t,
                 UpdateErrorSubcode::MissingWellKnownAttribute,
                 UpdateErrorAction::TreatAsWithdraw,
             );
         }
-        Ok(out)
+        self.out
     }
+}
+
+// One function per attribute type: each stores a good value and returns the RFC 7606 verdict
+// on a bad one (`ACCEPT` when it is fine).
+
+/// ORIGIN: one octet, 0 to 2.
+fn origin(a: &mut PathAttributes, value: &[u8]) -> Verdict {
+    a.origin = Some(match value {
+        [0] => Origin::Igp,
+        [1] => Origin::Egp,
+        [2] => Origin::Incomplete,
+        _ => return WITHDRAW,
+    });
+    ACCEPT
+}
+
+/// AS_PATH, 2- or 4-octet ASNs as negotiated.
+fn as_path(a: &mut PathAttributes, value: &[u8], ctx: &DecodeContext) -> Verdict {
+    let Some(p) = AsPath::decode_value(value, ctx.four_octet_as) else {
+        return WITHDRAW;
+    };
+    a.as_path = Some(p);
+    ACCEPT
+}
+
+/// NEXT_HOP: an IPv4 unicast address.
+fn next_hop(a: &mut PathAttributes, value: &[u8]) -> Verdict {
+    match u32_of(value).map(Ipv4Addr::from) {
+        Some(nh) if !nh.is_unspecified() && !nh.is_multicast() && !nh.is_broadcast() => {
+            a.next_hop = Some(nh);
+            ACCEPT
+        }
+        _ => WITHDRAW,
+    }
+}
+
+/// MULTI_EXIT_DISC: four octets.
+fn med(a: &mut PathAttributes, value: &[u8]) -> Verdict {
+    let Some(v) = u32_of(value) else {
+        return WITHDRAW;
+    };
+    a.med = Some(v);
+    ACCEPT
+}
+
+/// LOCAL_PREF: four octets; RFC 7606 §7.5: from an external peer it is discarded.
+fn local_pref(a: &mut PathAttributes, value: &[u8], ctx: &DecodeContext) -> Verdict {
+    match u32_of(value) {
+        Some(_) if ctx.ebgp => DISCARD,
+        Some(v) => {
+            a.local_pref = Some(v);
+            ACCEPT
+        }
+        None => WITHDRAW,
+    }
+}
+
+/// ATOMIC_AGGREGATE: empty.
+fn atomic_aggregate(a: &mut PathAttributes, value: &[u8]) -> Verdict {
+    if !value.is_empty() {
+        return DISCARD;
+    }
+    a.atomic_aggregate = true;
+    ACCEPT
+}
+
+/// AGGREGATOR (6 or 8 octets, as the ASN width) and AS4_AGGREGATOR (8 octets, and only from a
+/// 2-octet speaker): passed on as received.
+fn aggregator(a: &mut PathAttributes, attr: &WireAttribute<'_>, ctx: &DecodeContext) -> Verdict {
+    let as4 = attr.type_code == type_code::AS4_AGGREGATOR;
+    let len = if ctx.four_octet_as || as4 { 8 } else { 6 };
+    if attr.value.len() != len || (as4 && ctx.four_octet_as) {
+        return DISCARD;
+    }
+    a.other.push(attr.raw(attr.flags));
+    ACCEPT
+}
+
+/// COMMUNITIES: a non-empty multiple of four octets.
+fn communities(a: &mut PathAttributes, value: &[u8]) -> Verdict {
+    if value.is_empty() || !value.len().is_multiple_of(4) {
+        return WITHDRAW;
+    }
+    a.communities = value
+        .chunks_exact(4)
+        .map(|c| Community(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+        .collect();
+    ACCEPT
+}
+
+/// LARGE_COMMUNITY: a non-empty multiple of twelve octets.
+fn large_communities(a: &mut PathAttributes, value: &[u8]) -> Verdict {
+    if value.is_empty() || !value.len().is_multiple_of(12) {
+        return WITHDRAW;
+    }
+    a.large_communities = value
+        .chunks_exact(12)
+        .map(|c| LargeCommunity {
+            global_admin: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+            local_data1: u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+            local_data2: u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
+        })
+        .collect();
+    ACCEPT
+}
+
+/// ORIGINATOR_ID (four octets) and CLUSTER_LIST (a non-empty multiple of four), passed on as
+/// received.
+fn route_reflection(a: &mut PathAttributes, attr: &WireAttribute<'_>) -> Verdict {
+    let value = attr.value;
+    let good = if attr.type_code == type_code::ORIGINATOR_ID {
+        value.len() == 4
+    } else {
+        !value.is_empty() && value.len().is_multiple_of(4)
+    };
+    if !good {
+        return WITHDRAW;
+    }
+    a.other.push(attr.raw(attr.flags));
+    ACCEPT
+}
+
+/// AS4_PATH (RFC 6793): kept for merging into a 2-octet AS_PATH; ignored from a 4-octet
+/// speaker; malformed → attribute discard.
+fn as4_path(slot: &mut Option<AsPath>, value: &[u8], ctx: &DecodeContext) -> Verdict {
+    match AsPath::decode_value(value, true) {
+        Some(_) if ctx.four_octet_as => DISCARD,
+        Some(p) => {
+            *slot = Some(p);
+            ACCEPT
+        }
+        None => DISCARD,
+    }
+}
+
+/// MP_REACH_NLRI: malformed resets the session.
+fn mp_reach(a: &mut PathAttributes, attr: &WireAttribute<'_>) -> Result<Verdict, DecodeError> {
+    let m = MpReach::decode_value(attr.value).ok_or_else(|| attr.optional_attribute_error())?;
+    a.mp_reach = Some(m);
+    Ok(ACCEPT)
+}
+
+/// MP_UNREACH_NLRI: malformed resets the session.
+fn mp_unreach(a: &mut PathAttributes, attr: &WireAttribute<'_>) -> Result<Verdict, DecodeError> {
+    let m = MpUnreach::decode_value(attr.value).ok_or_else(|| attr.optional_attribute_error())?;
+    a.mp_unreach = Some(m);
+    Ok(ACCEPT)
 }

@@ -1,7 +1,14 @@
 //! Errors in received messages, classified as RFC 4271 §6 and RFC 7606 say, and the
 //! NOTIFICATION each one turns into.
-
-use super::message::NotificationMessage;
+//!
+//! A leaf of the codec: it imports no other `packet` module, so the decoders above it report
+//! errors without an import cycle.
+//!
+//! ```text
+//!   message ──> attribute ──┐
+//!      │                    v
+//!      └──────────────────> error (codes, DecodeError, NotificationMessage)
+//! ```
 
 /// NOTIFICATION error codes (RFC 4271 §4.5, RFC 7313).
 pub mod code {
@@ -19,6 +26,41 @@ pub mod code {
     pub const CEASE: u8 = 6;
     /// ROUTE-REFRESH Message Error (RFC 7313).
     pub const ROUTE_REFRESH: u8 = 7;
+}
+
+/// NOTIFICATION (RFC 4271 §4.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationMessage {
+    /// Error code (see [`code`]).
+    pub code: u8,
+    /// Error subcode.
+    pub subcode: u8,
+    /// Data.
+    pub data: Vec<u8>,
+}
+
+impl NotificationMessage {
+    /// A NOTIFICATION without data.
+    pub fn new(code: u8, subcode: u8) -> Self {
+        NotificationMessage {
+            code,
+            subcode,
+            data: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for NotificationMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.code, self.subcode)?;
+        if !self.data.is_empty() {
+            write!(f, " data ")?;
+            for b in &self.data {
+                write!(f, "{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Message Header Error subcodes.

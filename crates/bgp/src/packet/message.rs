@@ -10,6 +10,9 @@ use super::error::{
     AttributeIssue, DecodeError, HeaderErrorSubcode, OpenErrorSubcode, UpdateErrorAction,
     UpdateErrorSubcode,
 };
+// NOTIFICATION lives with the error codes it carries (in `error`, which every decoder uses);
+// it is re-exported here beside the other messages.
+pub use super::error::NotificationMessage;
 use super::{AS_TRANS, BGP_VERSION, DecodeContext, EncodeContext, HEADER_LEN, MARKER};
 use super::{MAX_MESSAGE_LEN, Reader};
 use ipnet::{IpNet, Ipv4Net};
@@ -230,41 +233,6 @@ impl UpdateMessage {
             nlri,
             issues,
         })
-    }
-}
-
-/// NOTIFICATION (RFC 4271 §4.5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotificationMessage {
-    /// Error code (see [`super::error::code`]).
-    pub code: u8,
-    /// Error subcode.
-    pub subcode: u8,
-    /// Data.
-    pub data: Vec<u8>,
-}
-
-impl NotificationMessage {
-    /// A NOTIFICATION without data.
-    pub fn new(code: u8, subcode: u8) -> Self {
-        NotificationMessage {
-            code,
-            subcode,
-            data: Vec::new(),
-        }
-    }
-}
-
-impl std::fmt::Display for NotificationMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.code, self.subcode)?;
-        if !self.data.is_empty() {
-            write!(f, " data ")?;
-            for b in &self.data {
-                write!(f, "{b:02x}")?;
-            }
-        }
-        Ok(())
     }
 }
 

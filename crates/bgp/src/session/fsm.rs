@@ -433,25 +433,40 @@ impl Fsm {
     /// Feeds one event; returns what to do, in order.
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
+        match self.state {
+            State::Idle => self.handle_idle(event, &mut out),
+            State::Connect | State::Active => self.handle_connecting(event, &mut out),
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                self.handle_connected(event, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Idle: only a start, or the retry timer after a failure, leads anywhere.
+    fn handle_idle(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::Start => {
+                self.running = true;
+                self.connect(out);
+            }
+            Event::TimerExpired(Timer::ConnectRetry) if self.running => self.connect(out),
+            _ => {}
+        }
+    }
+
+    /// Connect and Active: no TCP connection yet.
+    fn handle_connecting(&mut self, event: Event, out: &mut Vec<Action>) {
         use State::*;
         match (self.state, event) {
-            (Idle, Event::Start) => {
-                self.running = true;
-                self.connect(&mut out);
-            }
-            (Idle, Event::TimerExpired(Timer::ConnectRetry)) if self.running => {
-                self.connect(&mut out);
-            }
-            (Idle, _) => {}
-            (_, Event::Start) => {}
-            (Connect | Active, Event::Stop) => {
+            (_, Event::Stop) => {
                 self.running = false;
                 out.push(Action::StopTimer(Timer::ConnectRetry));
                 out.push(Action::Disconnect);
                 self.state = Idle;
                 out.push(Action::Down(DownReason::Stopped));
             }
-            (Connect | Active, Event::TcpConnected) => {
+            (_, Event::TcpConnected) => {
                 out.push(Action::StopTimer(Timer::ConnectRetry));
                 out.push(Action::Send(Message::Open(self.open_message())));
                 out.push(Action::StartTimer(Timer::Hold, OPEN_HOLD_TIME));
@@ -459,30 +474,57 @@ impl Fsm {
             }
             (Connect, Event::TcpFailed | Event::TimerExpired(Timer::ConnectRetry)) => {
                 out.push(Action::Disconnect);
-                self.schedule_retry(&mut out);
+                self.schedule_retry(out);
                 self.state = Active;
             }
-            (Active, Event::TimerExpired(Timer::ConnectRetry)) => self.connect(&mut out),
-            (Connect | Active, _) => {}
+            (Active, Event::TimerExpired(Timer::ConnectRetry)) => self.connect(out),
+            _ => {}
+        }
+    }
+
+    /// OpenSent, OpenConfirm and Established: a TCP connection is up.
+    fn handle_connected(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::Start => {}
             // A second connection is the driver's to resolve (see [`resolve_collision`]).
-            (_, Event::TcpConnected) => {}
-            (_, Event::Stop) => {
+            Event::TcpConnected => {}
+            Event::Stop => {
                 self.running = false;
                 let n = NotificationMessage::new(
                     error_code::CEASE,
                     CeaseSubcode::AdministrativeShutdown as u8,
                 );
                 out.push(Action::Send(Message::Notification(n)));
-                self.fail(DownReason::Stopped, &mut out);
+                self.fail(DownReason::Stopped, out);
             }
-            (_, Event::TcpFailed) => self.fail(DownReason::ConnectionLost, &mut out),
-            (_, Event::TimerExpired(Timer::Hold)) => {
+            Event::TcpFailed => self.fail(DownReason::ConnectionLost, out),
+            Event::TimerExpired(timer) => self.timer_expired(timer, out),
+            Event::ReceivedInvalid(e) => {
+                if let Some(n) = e.notification() {
+                    self.fail(DownReason::NotificationSent(n), out);
+                }
+            }
+            Event::OpenCollisionDump => {
+                let n = NotificationMessage::new(
+                    error_code::CEASE,
+                    CeaseSubcode::ConnectionCollisionResolution as u8,
+                );
+                self.fail(DownReason::NotificationSent(n), out);
+            }
+            Event::Received(message) => self.received(message, out),
+        }
+    }
+
+    /// A timer fired while connected.
+    fn timer_expired(&mut self, timer: Timer, out: &mut Vec<Action>) {
+        match timer {
+            Timer::Hold => {
                 let n = NotificationMessage::new(error_code::HOLD_TIMER_EXPIRED, 0);
-                self.fail(DownReason::NotificationSent(n), &mut out);
+                self.fail(DownReason::NotificationSent(n), out);
             }
-            (_, Event::TimerExpired(Timer::ConnectRetry)) => {}
-            (OpenSent, Event::TimerExpired(Timer::Keepalive)) => {}
-            (_, Event::TimerExpired(Timer::Keepalive)) => {
+            Timer::ConnectRetry => {}
+            Timer::Keepalive if self.state == State::OpenSent => {}
+            Timer::Keepalive => {
                 out.push(Action::Send(Message::Keepalive));
                 if let Some(n) = self.negotiated.as_ref().or(self.pending.as_ref())
                     && n.keepalive > 0
@@ -493,47 +535,19 @@ impl Fsm {
                     ));
                 }
             }
-            (_, Event::ReceivedInvalid(e)) => {
-                if let Some(n) = e.notification() {
-                    self.fail(DownReason::NotificationSent(n), &mut out);
-                }
+        }
+    }
+
+    /// A message arrived while connected: anything but what the state expects is an FSM error.
+    fn received(&mut self, message: Message, out: &mut Vec<Action>) {
+        use State::*;
+        match (self.state, message) {
+            (_, Message::Notification(n)) => {
+                self.fail(DownReason::NotificationReceived(n), out);
             }
-            (_, Event::OpenCollisionDump) => {
-                let n = NotificationMessage::new(
-                    error_code::CEASE,
-                    CeaseSubcode::ConnectionCollisionResolution as u8,
-                );
-                self.fail(DownReason::NotificationSent(n), &mut out);
-            }
-            (_, Event::Received(Message::Notification(n))) => {
-                self.fail(DownReason::NotificationReceived(n), &mut out);
-            }
-            (OpenSent, Event::Received(Message::Open(open))) => match self.negotiate(&open) {
-                Ok(n) => {
-                    out.push(Action::Send(Message::Keepalive));
-                    if n.keepalive > 0 {
-                        out.push(Action::StartTimer(
-                            Timer::Keepalive,
-                            Duration::from_secs(n.keepalive as u64),
-                        ));
-                    }
-                    if n.hold_time > 0 {
-                        out.push(Action::StartTimer(
-                            Timer::Hold,
-                            Duration::from_secs(n.hold_time as u64),
-                        ));
-                    } else {
-                        out.push(Action::StopTimer(Timer::Hold));
-                    }
-                    self.pending = Some(n);
-                    self.state = OpenConfirm;
-                }
-                Err(notification) => {
-                    self.fail(DownReason::NotificationSent(notification), &mut out);
-                }
-            },
-            (OpenConfirm, Event::Received(Message::Keepalive)) => {
-                self.restart_hold(&mut out);
+            (OpenSent, Message::Open(open)) => self.received_open(&open, out),
+            (OpenConfirm, Message::Keepalive) => {
+                self.restart_hold(out);
                 let n = self.pending.take();
                 if let Some(n) = n {
                     self.negotiated = Some(n.clone());
@@ -544,13 +558,13 @@ impl Fsm {
                     out.push(Action::Established(n));
                 }
             }
-            (Established, Event::Received(Message::Keepalive)) => self.restart_hold(&mut out),
-            (Established, Event::Received(Message::Update(u))) => {
-                self.restart_hold(&mut out);
+            (Established, Message::Keepalive) => self.restart_hold(out),
+            (Established, Message::Update(u)) => {
+                self.restart_hold(out);
                 out.push(Action::UpdateReceived(u));
             }
-            (Established, Event::Received(Message::RouteRefresh(rr))) => {
-                self.restart_hold(&mut out);
+            (Established, Message::RouteRefresh(rr)) => {
+                self.restart_hold(out);
                 if self
                     .negotiated
                     .as_ref()
@@ -559,11 +573,39 @@ impl Fsm {
                     out.push(Action::ResendRoutes(rr.family));
                 }
             }
-            (OpenSent | OpenConfirm | Established, Event::Received(_)) => {
+            _ => {
                 let n = self.fsm_error();
-                self.fail(DownReason::NotificationSent(n), &mut out);
+                self.fail(DownReason::NotificationSent(n), out);
             }
         }
-        out
+    }
+
+    /// The peer's OPEN in OpenSent: negotiate, then KEEPALIVE and the negotiated timers, or
+    /// the NOTIFICATION that says why not.
+    fn received_open(&mut self, open: &OpenMessage, out: &mut Vec<Action>) {
+        match self.negotiate(open) {
+            Ok(n) => {
+                out.push(Action::Send(Message::Keepalive));
+                if n.keepalive > 0 {
+                    out.push(Action::StartTimer(
+                        Timer::Keepalive,
+                        Duration::from_secs(n.keepalive as u64),
+                    ));
+                }
+                if n.hold_time > 0 {
+                    out.push(Action::StartTimer(
+                        Timer::Hold,
+                        Duration::from_secs(n.hold_time as u64),
+                    ));
+                } else {
+                    out.push(Action::StopTimer(Timer::Hold));
+                }
+                self.pending = Some(n);
+                self.state = State::OpenConfirm;
+            }
+            Err(notification) => {
+                self.fail(DownReason::NotificationSent(notification), out);
+            }
+        }
     }
 }
