@@ -4,7 +4,8 @@
 //! Deployment and one speaker Pod per node Running under containerd; the walkthrough's pool,
 //! L2Advertisement and Deployment + LoadBalancer Service applied as they are; the Service gets
 //! 10.0.0.150, which answers `client` through kube-proxy from one of the 5 Pods; then
-//! `kubectl delete -f` of the manifest leaves nothing of ironlb behind.
+//! `kubectl delete -f` of the manifest leaves nothing of ironlb behind. The same with the Helm
+//! chart and a MetalLB user's values file (`helm install`, `helm uninstall`).
 //!
 //! ```text
 //!   client --ARP 10.0.0.150--> speaker Pod (hostNetwork, node k) --> kube-proxy (nftables)
@@ -229,4 +230,185 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
     )
     .unwrap();
     assert!(!leftovers.contains("metallb"), "{leftovers}");
+}
+
+/// The path of helm (built from its Go module, cached).
+fn helm() -> std::path::PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(components::checkout_path("tools/helm/build.sh"))
+        .output()
+        .expect("tools/helm/build.sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    std::path::PathBuf::from(text.lines().last().expect("helm's path").trim())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
+    let binary = components::static_ironlb().expect("a static ironlb builds");
+    let lab = Lab::start(LabOptions {
+        real_nodes: true,
+        ..LabOptions::for_test()
+    })
+    .await
+    .expect("a lab with real nodes starts");
+    // The chart's default image: ironlb/ironlb:<appVersion>.
+    let image = images::ironlb_image(&binary, "0.1.0").expect("the ironlb image builds");
+    lab.import_image(&image).expect("imported into every node");
+    let client = lab.client().await.unwrap();
+    // The user's values pin the controller to an infra node.
+    kubectl(
+        &lab,
+        &["label", "node", "node1", "node-role.kubernetes.io/infra="],
+        None,
+    )
+    .unwrap();
+    // The lab's only change to what helm renders: the speaker never answers on the node's
+    // management link to the host (a post-renderer, as a user's own patches would be).
+    let post = lab.dir.join("helm-post-render.sh");
+    std::fs::write(
+        &post,
+        "#!/bin/sh\nsed '/^        - speaker$/a\\        - --interfaces-exclude=mgmt0'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&post, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let values = components::checkout_path("crates/ironlb/tests/data/metallb-user-values.yaml");
+    let out = std::process::Command::new(helm())
+        .args(["install", "ironlb"])
+        .arg(components::checkout_path("charts/ironlb"))
+        .args(["-n", "metallb-system", "--create-namespace", "-f"])
+        .arg(&values)
+        // No Prometheus Operator in the lab.
+        .args([
+            "--set",
+            "prometheus.serviceMonitor.enabled=false,prometheus.prometheusRule.enabled=false",
+            "--post-renderer",
+        ])
+        .arg(&post)
+        .env("KUBECONFIG", lab.kubeconfig())
+        .output()
+        .unwrap();
+    let notes = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "helm install: {}{notes}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(notes.contains("frrk8s.enabled"), "{notes}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "metallb-system");
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "metallb-system");
+    eventually(
+        "ironlb-controller 1/1",
+        Duration::from_secs(120),
+        || async {
+            let d = deployments
+                .get("ironlb-controller")
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            (ready == 1).then_some(()).ok_or(format!("{ready}/1"))
+        },
+    )
+    .await;
+    eventually("ironlb-speaker 3/3", Duration::from_secs(120), || async {
+        let d = daemonsets
+            .get("ironlb-speaker")
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = d.status.map(|s| s.number_ready).unwrap_or(0);
+        (ready == 3).then_some(()).ok_or(format!("{ready}/3"))
+    })
+    .await;
+    // The lab's patch is in place: nothing answers on the management link.
+    let ds = daemonsets.get("ironlb-speaker").await.unwrap();
+    let args = ds.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        args.contains(&"--interfaces-exclude=mgmt0".to_string()),
+        "{args:?}"
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "metallb-system");
+    let controller = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=controller"))
+        .await
+        .unwrap();
+    assert_eq!(
+        controller.items[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .node_name
+            .as_deref(),
+        Some("node1"),
+        "the values' nodeSelector"
+    );
+
+    let demo = components::checkout_path("crates/lab/demo");
+    for file in ["metallb-config.yaml", "reference-scenario.yaml"] {
+        let text = std::fs::read_to_string(demo.join(file)).unwrap();
+        eventually(
+            &format!("kubectl apply -f {file}"),
+            Duration::from_secs(30),
+            || async { kubectl(&lab, &["apply", "-f", "-"], Some(&text)) },
+        )
+        .await;
+    }
+    let answer = eventually(
+        "curl http://10.0.0.150/ from client reaches a Pod",
+        Duration::from_secs(120),
+        || async {
+            lab.exec_ok(
+                "client",
+                &["curl", "-s", "-S", "--max-time", "2", "http://10.0.0.150/"],
+            )
+            .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    assert!(answer.contains("deploy-xiuxian"), "{answer}");
+
+    // helm uninstall removes everything it installed (the CRDs are templates here).
+    kubectl(&lab, &["delete", "namespace", "haha", "--wait=true"], None).unwrap();
+    let out = std::process::Command::new(helm())
+        .args(["uninstall", "ironlb", "-n", "metallb-system", "--wait"])
+        .env("KUBECONFIG", lab.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("no ironlb Pod left", Duration::from_secs(60), || async {
+        let left = pods
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        left.items
+            .is_empty()
+            .then_some(())
+            .ok_or(format!("{} Pods", left.items.len()))
+    })
+    .await;
+    let rest = kubectl(
+        &lab,
+        &[
+            "get",
+            "crd,clusterrole,clusterrolebinding,validatingwebhookconfiguration",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .unwrap();
+    assert!(
+        !rest.contains("metallb") && !rest.contains("ironlb"),
+        "{rest}"
+    );
 }
