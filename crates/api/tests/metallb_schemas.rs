@@ -16,18 +16,9 @@ use std::sync::OnceLock;
 fn oracle_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = std::process::Command::new("bash")
-            .arg(root.join("tools/metallb/fetch.sh"))
-            .output()
-            .expect("tools/metallb/fetch.sh runs");
-        assert!(
-            out.status.success(),
-            "fetching MetalLB's module failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let module = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        PathBuf::from(module).join("config/crd/bases")
+        ironlb_lab::components::tool_path("tools/metallb/fetch.sh")
+            .expect("MetalLB's module is fetched")
+            .join("config/crd/bases")
     })
 }
 

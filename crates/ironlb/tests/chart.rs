@@ -10,7 +10,7 @@ mod support;
 
 use serde::Deserialize;
 use serde_yaml::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn root() -> PathBuf {
@@ -23,17 +23,7 @@ fn chart() -> PathBuf {
 
 /// The path of the helm binary (built once, cached).
 fn helm() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(root().join("tools/helm/build.sh"))
-        .output()
-        .expect("tools/helm/build.sh runs");
-    assert!(
-        out.status.success(),
-        "building helm failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(text.lines().last().expect("helm's path").trim())
+    ironlb_lab::components::tool_path("tools/helm/build.sh").expect("helm builds")
 }
 
 /// `helm template ironlb charts/ironlb -n metallb-system <args>` as YAML documents.
@@ -260,17 +250,9 @@ fn a_metallb_users_values_apply_where_they_mean_something() {
 
 /// MetalLB's own chart values (its module, fetched through the Go module proxy).
 fn metallb_values() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(root().join("tools/metallb/fetch.sh"))
-        .output()
-        .expect("tools/metallb/fetch.sh runs");
-    assert!(
-        out.status.success(),
-        "fetching MetalLB's module failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let path = Path::new(&dir).join("charts/metallb/values.yaml");
+    let module = ironlb_lab::components::tool_path("tools/metallb/fetch.sh")
+        .expect("MetalLB's module is fetched");
+    let path = module.join("charts/metallb/values.yaml");
     assert!(path.exists(), "{} is missing", path.display());
     path
 }

@@ -68,8 +68,8 @@ fn kubectl(lab: &Lab, args: &[&str], stdin: Option<&str>) -> Result<String, Stri
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uninstalls() {
+/// A lab with real nodes and ironlb's image (a static build, tagged `tag`) in every node.
+async fn real_lab(tag: &str) -> (Lab, kube::Client) {
     let binary = components::static_ironlb().expect("a static ironlb builds");
     let lab = Lab::start(LabOptions {
         real_nodes: true,
@@ -77,21 +77,22 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
     })
     .await
     .expect("a lab with real nodes starts (needs root, containerd, runc, buildah)");
-    let image = images::ironlb_image(&binary, "latest").expect("the ironlb image builds");
+    let image = images::ironlb_image(&binary, tag).expect("the ironlb image builds");
     lab.import_image(&image).expect("imported into every node");
     let client = lab.client().await.unwrap();
+    (lab, client)
+}
 
-    // Step 3: the manifest, as a user applies it.
-    let manifest = components::lab_native_manifest("latest").unwrap();
-    kubectl(&lab, &["apply", "-f", "-"], Some(&manifest)).expect("the manifest applies");
+/// Waits for the controller Deployment 1/1 and the speaker DaemonSet 3/3 in metallb-system.
+async fn wait_installed(client: &kube::Client, controller: &str, speaker: &str) {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "metallb-system");
     let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "metallb-system");
     eventually(
-        "deployment.apps/controller 1/1",
+        &format!("deployment.apps/{controller} 1/1"),
         Duration::from_secs(120),
         || async {
             let d = deployments
-                .get("controller")
+                .get(controller)
                 .await
                 .map_err(|e| e.to_string())?;
             let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
@@ -100,15 +101,75 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
     )
     .await;
     eventually(
-        "daemonset.apps/speaker 3/3",
+        &format!("daemonset.apps/{speaker} 3/3"),
         Duration::from_secs(120),
         || async {
-            let d = daemonsets.get("speaker").await.map_err(|e| e.to_string())?;
+            let d = daemonsets.get(speaker).await.map_err(|e| e.to_string())?;
             let ready = d.status.map(|s| s.number_ready).unwrap_or(0);
             (ready == 3).then_some(()).ok_or(format!("{ready}/3"))
         },
     )
     .await;
+}
+
+/// Steps 4-8: the walkthrough's configuration and application, applied unchanged.
+async fn apply_walkthrough(lab: &Lab) {
+    let demo = components::checkout_path("crates/lab/demo");
+    for file in ["metallb-config.yaml", "reference-scenario.yaml"] {
+        let text = std::fs::read_to_string(demo.join(file)).unwrap();
+        eventually(
+            &format!("kubectl apply -f {file}"),
+            Duration::from_secs(30),
+            || async { kubectl(lab, &["apply", "-f", "-"], Some(&text)) },
+        )
+        .await;
+    }
+}
+
+/// Waits until `http://10.0.0.150/` from `client` is answered by one of the walkthrough's Pods.
+async fn wait_served(lab: &Lab, limit: Duration) {
+    let answer = eventually(
+        "curl http://10.0.0.150/ from client reaches a Pod",
+        limit,
+        || async {
+            lab.exec_ok(
+                "client",
+                &["curl", "-s", "-S", "--max-time", "2", "http://10.0.0.150/"],
+            )
+            .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    assert!(answer.contains("deploy-xiuxian"), "{answer}");
+}
+
+/// Nothing cluster-wide of ironlb (or MetalLB's names) is left.
+fn assert_nothing_left(lab: &Lab) {
+    let rest = kubectl(
+        lab,
+        &[
+            "get",
+            "crd,clusterrole,clusterrolebinding,validatingwebhookconfiguration",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .unwrap();
+    assert!(
+        !rest.contains("metallb") && !rest.contains("ironlb"),
+        "{rest}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uninstalls() {
+    let (lab, client) = real_lab("latest").await;
+
+    // Step 3: the manifest, as a user applies it.
+    let manifest = components::lab_native_manifest("latest").unwrap();
+    kubectl(&lab, &["apply", "-f", "-"], Some(&manifest)).expect("the manifest applies");
+    wait_installed(&client, "controller", "speaker").await;
     // Real kubelets on containerd run them.
     let nodes: Api<Node> = Api::all(client.clone());
     for n in nodes.list(&ListParams::default()).await.unwrap() {
@@ -132,17 +193,7 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
         assert!(id.starts_with("containerd://"), "{id}");
     }
 
-    // Steps 4-8: the walkthrough's configuration and application, unchanged.
-    let demo = components::checkout_path("crates/lab/demo");
-    for file in ["metallb-config.yaml", "reference-scenario.yaml"] {
-        let text = std::fs::read_to_string(demo.join(file)).unwrap();
-        eventually(
-            &format!("kubectl apply -f {file}"),
-            Duration::from_secs(30),
-            || async { kubectl(&lab, &["apply", "-f", "-"], Some(&text)) },
-        )
-        .await;
-    }
+    apply_walkthrough(&lab).await;
     let services: Api<Service> = Api::namespaced(client.clone(), "haha");
     eventually(
         "svc-xiuxian-lb EXTERNAL-IP 10.0.0.150",
@@ -182,19 +233,7 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
         },
     )
     .await;
-    let answer = eventually(
-        "curl http://10.0.0.150/ from client reaches a Pod",
-        Duration::from_secs(60),
-        || async {
-            lab.exec_ok(
-                "client",
-                &["curl", "-s", "-S", "--max-time", "2", "http://10.0.0.150/"],
-            )
-            .map_err(|e| e.to_string())
-        },
-    )
-    .await;
-    assert!(answer.contains("deploy-xiuxian"), "{answer}");
+    wait_served(&lab, Duration::from_secs(60)).await;
     // Exactly one node answers ARP for it.
     let macs = lab.arp_answers("client", "10.0.0.150", 3).unwrap();
     let distinct: std::collections::BTreeSet<&String> = macs.iter().collect();
@@ -207,7 +246,7 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
         assert!(body.contains("deploy-xiuxian"), "{url}: {body}");
     }
 
-    // Uninstall: the workload's Service loses nothing it needs; ironlb's objects all go.
+    // Uninstall: ironlb's objects all go.
     kubectl(&lab, &["delete", "-f", "-", "--wait=true"], Some(&manifest)).expect("uninstall");
     eventually("metallb-system gone", Duration::from_secs(120), || async {
         match kubectl(&lab, &["get", "namespace", "metallb-system"], None) {
@@ -216,50 +255,18 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
         }
     })
     .await;
-    let crds = kubectl(&lab, &["get", "crd", "-o", "name"], None).unwrap();
-    assert!(!crds.contains("metallb.io"), "{crds}");
-    let leftovers = kubectl(
-        &lab,
-        &[
-            "get",
-            "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
-            "-o",
-            "name",
-        ],
-        None,
-    )
-    .unwrap();
-    assert!(!leftovers.contains("metallb"), "{leftovers}");
+    assert_nothing_left(&lab);
 }
 
 /// The path of helm (built from its Go module, cached).
 fn helm() -> std::path::PathBuf {
-    let out = std::process::Command::new("bash")
-        .arg(components::checkout_path("tools/helm/build.sh"))
-        .output()
-        .expect("tools/helm/build.sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    std::path::PathBuf::from(text.lines().last().expect("helm's path").trim())
+    components::tool_path("tools/helm/build.sh").expect("helm builds")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
-    let binary = components::static_ironlb().expect("a static ironlb builds");
-    let lab = Lab::start(LabOptions {
-        real_nodes: true,
-        ..LabOptions::for_test()
-    })
-    .await
-    .expect("a lab with real nodes starts");
     // The chart's default image: ironlb/ironlb:<appVersion>.
-    let image = images::ironlb_image(&binary, "0.1.0").expect("the ironlb image builds");
-    lab.import_image(&image).expect("imported into every node");
-    let client = lab.client().await.unwrap();
+    let (lab, client) = real_lab("0.1.0").await;
     // The user's values pin the controller to an infra node.
     kubectl(
         &lab,
@@ -299,30 +306,8 @@ async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(notes.contains("frrk8s.enabled"), "{notes}");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "metallb-system");
+    wait_installed(&client, "ironlb-controller", "ironlb-speaker").await;
     let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "metallb-system");
-    eventually(
-        "ironlb-controller 1/1",
-        Duration::from_secs(120),
-        || async {
-            let d = deployments
-                .get("ironlb-controller")
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-            (ready == 1).then_some(()).ok_or(format!("{ready}/1"))
-        },
-    )
-    .await;
-    eventually("ironlb-speaker 3/3", Duration::from_secs(120), || async {
-        let d = daemonsets
-            .get("ironlb-speaker")
-            .await
-            .map_err(|e| e.to_string())?;
-        let ready = d.status.map(|s| s.number_ready).unwrap_or(0);
-        (ready == 3).then_some(()).ok_or(format!("{ready}/3"))
-    })
-    .await;
     // The lab's patch is in place: nothing answers on the management link.
     let ds = daemonsets.get("ironlb-speaker").await.unwrap();
     let args = ds.spec.unwrap().template.spec.unwrap().containers[0]
@@ -349,29 +334,8 @@ async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
         "the values' nodeSelector"
     );
 
-    let demo = components::checkout_path("crates/lab/demo");
-    for file in ["metallb-config.yaml", "reference-scenario.yaml"] {
-        let text = std::fs::read_to_string(demo.join(file)).unwrap();
-        eventually(
-            &format!("kubectl apply -f {file}"),
-            Duration::from_secs(30),
-            || async { kubectl(&lab, &["apply", "-f", "-"], Some(&text)) },
-        )
-        .await;
-    }
-    let answer = eventually(
-        "curl http://10.0.0.150/ from client reaches a Pod",
-        Duration::from_secs(120),
-        || async {
-            lab.exec_ok(
-                "client",
-                &["curl", "-s", "-S", "--max-time", "2", "http://10.0.0.150/"],
-            )
-            .map_err(|e| e.to_string())
-        },
-    )
-    .await;
-    assert!(answer.contains("deploy-xiuxian"), "{answer}");
+    apply_walkthrough(&lab).await;
+    wait_served(&lab, Duration::from_secs(120)).await;
 
     // helm uninstall removes everything it installed (the CRDs are templates here).
     kubectl(&lab, &["delete", "namespace", "haha", "--wait=true"], None).unwrap();
@@ -396,19 +360,5 @@ async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
             .ok_or(format!("{} Pods", left.items.len()))
     })
     .await;
-    let rest = kubectl(
-        &lab,
-        &[
-            "get",
-            "crd,clusterrole,clusterrolebinding,validatingwebhookconfiguration",
-            "-o",
-            "name",
-        ],
-        None,
-    )
-    .unwrap();
-    assert!(
-        !rest.contains("metallb") && !rest.contains("ironlb"),
-        "{rest}"
-    );
+    assert_nothing_left(&lab);
 }

@@ -502,3 +502,26 @@ pub fn lab_native_manifest(image_tag: &str) -> Result<String> {
             &format!("image: ironlb/ironlb:{image_tag}"),
         ))
 }
+
+/// Runs one of the checkout's tool scripts (`tools/helm/build.sh`, `tools/metallb/fetch.sh`,
+/// …), which print the path of what they built or fetched on their last line, and returns it.
+pub fn tool_path(script: &str) -> Result<PathBuf> {
+    let out = Command::new("bash")
+        .arg(checkout_path(script))
+        .output()
+        .with_context(|| format!("running {script}"))?;
+    if !out.status.success() {
+        bail!(
+            "{script} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .last()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .with_context(|| format!("{script} printed no path"))?;
+    Ok(PathBuf::from(last))
+}
