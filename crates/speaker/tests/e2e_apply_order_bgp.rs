@@ -16,57 +16,10 @@
 
 mod support;
 
-use ironlb_lab::Lab;
-use ironlb_lab::components::{self, Controller, ControllerOptions};
-use ironlb_lab::speakers::{self, SpeakerOptions, Speakers};
 use serde_json::Value;
 use std::time::Duration;
 use support::bgp::*;
-use support::{LABS, apply_ok, binary, kubectl, start_lab};
-
-/// The lab with the controller serving its webhook (the speaker tests' `setup` runs it
-/// without), and the speakers.
-struct WebhookEnv {
-    lab: Lab,
-    client: kube::Client,
-    _ctl: Controller,
-    speakers: Speakers,
-}
-
-impl TestEnv for WebhookEnv {
-    fn lab(&self) -> &Lab {
-        &self.lab
-    }
-    fn client(&self) -> &kube::Client {
-        &self.client
-    }
-    fn speakers(&self) -> &Speakers {
-        &self.speakers
-    }
-}
-
-async fn setup_with_webhook() -> WebhookEnv {
-    let lab = start_lab().await;
-    components::install_crds(&lab).expect("CRDs installed");
-    let mut opts = ControllerOptions::new(binary());
-    opts.webhook = true;
-    let ctl = components::start_controller(&lab, opts)
-        .await
-        .expect("controller starts");
-    ctl.wait_ready(Duration::from_secs(30))
-        .await
-        .expect("controller ready");
-    let speakers = speakers::start_speakers_with(&lab, SpeakerOptions::new(binary()))
-        .await
-        .expect("speakers start");
-    let client = lab.client().await.unwrap();
-    WebhookEnv {
-        lab,
-        client,
-        _ctl: ctl,
-        speakers,
-    }
-}
+use support::{Env, apply_ok, kubectl, setup_with_webhook};
 
 const FILES: [(&str, &str); 5] = [
     (
@@ -132,7 +85,7 @@ stringData: {password: s3cret}
 ";
 
 /// `status` of the ConfigurationState `name`, or Null.
-fn configuration_state(env: &WebhookEnv, name: &str) -> Value {
+fn configuration_state(env: &Env, name: &str) -> Value {
     let out = env
         .lab
         .kubectl()
@@ -154,8 +107,7 @@ fn configuration_state(env: &WebhookEnv, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bgp_configuration_applied_in_reverse_order_comes_up_once_its_secret_exists() {
-    let _permit = LABS.acquire().await.unwrap();
-    let env = setup_with_webhook().await;
+    let env = setup_with_webhook(&[]).await;
     let node1 = "10.0.0.231";
     // FRR: node1's neighbor wants the MD5 password and BFD.
     env.lab

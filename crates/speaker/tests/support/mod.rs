@@ -87,14 +87,24 @@ pub async fn start_lab() -> Lab {
     }
 }
 
-/// Starts a lab, installs the CRDs, the controller if asked, and the speakers.
+/// Starts a lab, installs the CRDs, the controller if asked (without its webhook), and the
+/// speakers.
 pub async fn setup(controller: bool, speaker_args: &[&str]) -> Env {
+    setup_with(controller, false, speaker_args).await
+}
+
+/// [`setup`] with the controller serving its admission webhook (and the BGPPeer conversion).
+pub async fn setup_with_webhook(speaker_args: &[&str]) -> Env {
+    setup_with(true, true, speaker_args).await
+}
+
+async fn setup_with(controller: bool, webhook: bool, speaker_args: &[&str]) -> Env {
     let permit = LABS.acquire().await.unwrap();
     let lab = start_lab().await;
     components::install_crds(&lab).expect("CRDs installed");
     let ctl = if controller {
         let mut opts = ControllerOptions::new(binary());
-        opts.webhook = false;
+        opts.webhook = webhook;
         let ctl = components::start_controller(&lab, opts)
             .await
             .expect("controller starts");
