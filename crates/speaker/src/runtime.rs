@@ -540,10 +540,12 @@ impl Speaker {
                     }
                     Some(Ok(watcher::Event::Apply(n))) => {
                         let name = n.metadata.name.clone().unwrap_or_default();
-                        let labels_before = self.state.node_labels();
-                        self.state.upsert_node(&name, node_info(&n));
-                        // Which advertisements conflict depends on the Nodes' labels.
-                        config_dirty |= nodes_synced && self.state.node_labels() != labels_before;
+                        let info = node_info(&n);
+                        // Which advertisements conflict depends on the Nodes' labels: rebuild
+                        // only when this Node's changed (not on every status heartbeat).
+                        config_dirty |= nodes_synced
+                            && self.state.node_info(&name).is_none_or(|old| old.labels != info.labels);
+                        self.state.upsert_node(&name, info);
                         dirty = true;
                     }
                     Some(Ok(watcher::Event::Delete(n))) => {
