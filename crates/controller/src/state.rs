@@ -26,15 +26,6 @@ use std::time::{Duration, Instant};
 /// between the Service watch and the configuration watches plus one configuration rebuild.
 pub const FAILURE_GRACE: Duration = Duration::from_secs(1);
 
-/// A failure to allocate that is not reported yet.
-#[derive(Debug, Clone)]
-struct PendingFailure {
-    uid: String,
-    note: String,
-    /// When [`State::due_failures`] first saw it.
-    seen: Option<Instant>,
-}
-
 /// Normal or Warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -92,8 +83,9 @@ pub struct State {
     started: bool,
     warned_deprecated: HashSet<ServiceKey>,
     last_failure: HashMap<ServiceKey, String>,
-    /// Failures not reported yet (see [`FAILURE_GRACE`]).
-    pending_failures: HashMap<ServiceKey, PendingFailure>,
+    /// Failures not reported yet (their note is in `last_failure`; see [`FAILURE_GRACE`]), and
+    /// when [`State::due_failures`] first saw each.
+    pending_failures: HashMap<ServiceKey, Option<Instant>>,
     pools_dirty: bool,
     /// Addresses were freed since the last [`State::retry_failed`].
     freed: bool,
@@ -400,16 +392,8 @@ impl State {
             Err(e) => {
                 let note = format!("Failed to allocate IP for \"{key}\": {e}");
                 if self.last_failure.get(key) != Some(&note) {
-                    self.last_failure.insert(key.clone(), note.clone());
-                    let seen = self.pending_failures.get(key).and_then(|p| p.seen);
-                    self.pending_failures.insert(
-                        key.clone(),
-                        PendingFailure {
-                            uid: info.uid.clone(),
-                            note,
-                            seen,
-                        },
-                    );
+                    self.last_failure.insert(key.clone(), note);
+                    self.pending_failures.entry(key.clone()).or_insert(None);
                 }
                 self.write(&info, Vec::new(), None, &mut acts);
             }
@@ -422,9 +406,9 @@ impl State {
     /// reported on a later call; a Service that got its address in between is never reported.
     pub fn due_failures(&mut self, now: Instant, grace: Duration) -> Vec<Action> {
         let mut due: Vec<ServiceKey> = Vec::new();
-        for (key, p) in &mut self.pending_failures {
-            match p.seen {
-                None => p.seen = Some(now),
+        for (key, seen) in &mut self.pending_failures {
+            match *seen {
+                None => *seen = Some(now),
                 Some(seen) if now.saturating_duration_since(seen) >= grace => due.push(key.clone()),
                 Some(_) => {}
             }
@@ -432,13 +416,15 @@ impl State {
         due.sort();
         due.into_iter()
             .filter_map(|key| {
-                let p = self.pending_failures.remove(&key)?;
+                self.pending_failures.remove(&key)?;
+                let note = self.last_failure.get(&key)?.clone();
+                let uid = self.services.get(&key)?.uid.clone();
                 Some(Action::Event {
                     key,
-                    uid: p.uid,
+                    uid,
                     type_: EventType::Warning,
                     reason: "AllocationFailed",
-                    note: p.note,
+                    note,
                 })
             })
             .collect()
