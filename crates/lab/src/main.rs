@@ -76,6 +76,8 @@ enum Cmd {
         #[arg(long, default_value = "dev")]
         tag: String,
     },
+    /// Build the statically linked `ironlb` that ironlb's image holds; prints its path.
+    StaticIronlb,
     /// The README's main job: the reference scenario, end to end.
     Demo,
     /// (internal) The kubelet imitation, run as a daemon by `up`.
@@ -161,6 +163,7 @@ fn run(args: Args) -> Result<ExitCode> {
             }
         }
         Cmd::Images { ironlb, tag } => images(&args.name, ironlb.as_deref(), &tag)?,
+        Cmd::StaticIronlb => println!("{}", ironlb_lab::components::static_ironlb()?.display()),
         Cmd::Demo => demo(&args.name)?,
         Cmd::Agent => {
             let lab = Lab::open(&args.name)?;
