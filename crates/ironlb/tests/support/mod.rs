@@ -195,7 +195,9 @@ pub async fn wait_exact(client: &Client, ns: &str, name: &str, want: &[&str]) {
     .await
 }
 
-/// Events about the Service `ns/name`: (type, reason, note).
+/// Events ironlb reported about the Service `ns/name`: (type, reason, note). The API server's
+/// own Events (its ClusterIP repair loop may warn about a Service created an instant earlier)
+/// are not ours and are left out.
 pub async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, String, String)> {
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
     api.list(&ListParams::default())
@@ -204,6 +206,11 @@ pub async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, Strin
         .items
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter(|e| {
+            e.reporting_controller
+                .as_deref()
+                .is_some_and(|r| r.starts_with("metallb-"))
+        })
         .map(|e| {
             (
                 e.type_.unwrap_or_default(),
