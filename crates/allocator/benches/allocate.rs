@@ -148,6 +148,52 @@ fn per_op(d: Duration, n: u64) -> f64 {
     d.as_nanos() as f64 / n as f64
 }
 
+/// `iters` assignments of the probe Services to the filled allocator, released batch by batch.
+fn time_allocator(alloc: &mut Allocator, probes: &[ServiceRequest], iters: u64) -> Duration {
+    batched(
+        alloc,
+        iters,
+        |a, i| a.assign(&probes[i as usize]).unwrap().ips[0],
+        |a, _| {
+            for p in probes {
+                a.release(&p.key);
+            }
+        },
+    )
+}
+
+/// `iters` first-free lookups (each address then marked used) in the filled block.
+fn time_block(block: &mut AddressBlock, iters: u64) -> Duration {
+    batched(
+        block,
+        iters,
+        |bl, _| {
+            let ip = bl.first_free().unwrap();
+            bl.mark_used(ip);
+            ip
+        },
+        |bl, got| {
+            for ip in got {
+                bl.mark_free(*ip);
+            }
+        },
+    )
+}
+
+/// `iters` allocations of the first-fit baseline.
+fn time_scan(scan: &mut FirstFitScan, family: IpFamily, iters: u64) -> Duration {
+    batched(
+        scan,
+        iters,
+        |s, _| ip_of(family, s.allocate().unwrap()),
+        |s, got| {
+            for ip in got {
+                s.used.remove(&num(*ip));
+            }
+        },
+    )
+}
+
 fn run_case(c: &mut Criterion, case: &Case) -> Figures {
     let (first, last) = range_of(case.cidr);
     let family = case.family;
@@ -196,100 +242,22 @@ fn run_case(c: &mut Criterion, case: &Case) -> Figures {
 
     let mut g = c.benchmark_group(format!("next_free_1M_in_use/{}", case.name));
     g.bench_function("ironlb_allocator_assign", |b| {
-        b.iter_custom(|iters| {
-            batched(
-                &mut alloc,
-                iters,
-                |a, i| a.assign(&probes[i as usize]).unwrap().ips[0],
-                |a, _| {
-                    for p in &probes {
-                        a.release(&p.key);
-                    }
-                },
-            )
-        })
+        b.iter_custom(|iters| time_allocator(&mut alloc, &probes, iters))
     });
     g.bench_function("ironlb_block_first_free", |b| {
-        b.iter_custom(|iters| {
-            batched(
-                &mut block,
-                iters,
-                |bl, _| {
-                    let ip = bl.first_free().unwrap();
-                    bl.mark_used(ip);
-                    ip
-                },
-                |bl, got| {
-                    for ip in got {
-                        bl.mark_free(*ip);
-                    }
-                },
-            )
-        })
+        b.iter_custom(|iters| time_block(&mut block, iters))
     });
     g.bench_function("first_fit_scan_baseline", |b| {
-        b.iter_custom(|iters| {
-            batched(
-                &mut scan,
-                iters,
-                |s, _| ip_of(family, s.allocate().unwrap()),
-                |s, got| {
-                    for ip in got {
-                        s.used.remove(&num(*ip));
-                    }
-                },
-            )
-        })
+        b.iter_custom(|iters| time_scan(&mut scan, family, iters))
     });
     g.finish();
 
     // Our own short measurement, same state, for the ratio printed below.
-    let quick = |iters: u64, f: &mut dyn FnMut(u64) -> Duration| per_op(f(iters), iters);
-    let allocator_ns = quick(20_000, &mut |n| {
-        batched(
-            &mut alloc,
-            n,
-            |a, i| a.assign(&probes[i as usize]).unwrap().ips[0],
-            |a, _| {
-                for p in &probes {
-                    a.release(&p.key);
-                }
-            },
-        )
-    });
-    let block_ns = quick(20_000, &mut |n| {
-        batched(
-            &mut block,
-            n,
-            |bl, _| {
-                let ip = bl.first_free().unwrap();
-                bl.mark_used(ip);
-                ip
-            },
-            |bl, got| {
-                for ip in got {
-                    bl.mark_free(*ip);
-                }
-            },
-        )
-    });
-    let scan_ns = quick(30, &mut |n| {
-        batched(
-            &mut scan,
-            n,
-            |s, _| ip_of(family, s.allocate().unwrap()),
-            |s, got| {
-                for ip in got {
-                    s.used.remove(&num(*ip));
-                }
-            },
-        )
-    });
     Figures {
         name: case.name,
-        allocator_ns,
-        block_ns,
-        scan_ns,
+        allocator_ns: per_op(time_allocator(&mut alloc, &probes, 20_000), 20_000),
+        block_ns: per_op(time_block(&mut block, 20_000), 20_000),
+        scan_ns: per_op(time_scan(&mut scan, family, 30), 30),
         allocator_bytes: alloc_bytes as f64 / IN_USE as f64,
         block_bytes: block_bytes as f64 / IN_USE as f64,
         scan_bytes: scan_bytes as f64 / IN_USE as f64,

@@ -152,18 +152,6 @@ fn crd(
     }
 }
 
-fn v1beta1<T: JsonSchema>(columns: &'static [Column], spec_required: bool) -> Version {
-    Version {
-        name: v1beta1::VERSION,
-        schema: schema_of::<T>(),
-        served: true,
-        storage: true,
-        deprecation_warning: None,
-        columns,
-        spec_required,
-    }
-}
-
 /// BGPPeer's conversion as MetalLB ships it: the controller's webhook behind its Service,
 /// without a `caBundle` (the controller injects it).
 fn bgppeer_conversion() -> CustomResourceConversion {
@@ -185,149 +173,167 @@ fn bgppeer_conversion() -> CustomResourceConversion {
     }
 }
 
+// The `kubectl get` columns of each kind, as MetalLB's CRDs have them.
+
+const BFD_PROFILE_COLUMNS: &[Column] = &[
+    ("Passive Mode", "boolean", ".spec.passiveMode", 0),
+    ("Transmit Interval", "integer", ".spec.transmitInterval", 0),
+    ("Receive Interval", "integer", ".spec.receiveInterval", 0),
+    ("Multiplier", "integer", ".spec.detectMultiplier", 0),
+];
+
+const BGP_ADVERTISEMENT_COLUMNS: &[Column] = &[
+    ("IPAddressPools", "string", ".spec.ipAddressPools", 0),
+    (
+        "IPAddressPool Selectors",
+        "string",
+        ".spec.ipAddressPoolSelectors",
+        0,
+    ),
+    ("Peers", "string", ".spec.peers", 0),
+    ("Node Selectors", "string", ".spec.nodeSelectors", 10),
+];
+
+const BGP_PEER_COLUMNS: &[Column] = &[
+    ("Address", "string", ".spec.peerAddress", 0),
+    ("ASN", "string", ".spec.peerASN", 0),
+    ("BFD Profile", "string", ".spec.bfdProfile", 0),
+    ("Multi Hops", "string", ".spec.ebgpMultiHop", 0),
+];
+
+const CONFIGURATION_STATE_COLUMNS: &[Column] = &[
+    ("Result", "string", ".status.result", 0),
+    ("ErrorSummary", "string", ".status.errorSummary", 0),
+    ("Age", "date", ".metadata.creationTimestamp", 0),
+];
+
+const IP_ADDRESS_POOL_COLUMNS: &[Column] = &[
+    ("Auto Assign", "boolean", ".spec.autoAssign", 0),
+    ("Avoid Buggy IPs", "boolean", ".spec.avoidBuggyIPs", 0),
+    ("Addresses", "string", ".spec.addresses", 0),
+];
+
+const L2_ADVERTISEMENT_COLUMNS: &[Column] = &[
+    ("IPAddressPools", "string", ".spec.ipAddressPools", 0),
+    (
+        "IPAddressPool Selectors",
+        "string",
+        ".spec.ipAddressPoolSelectors",
+        0,
+    ),
+    ("Interfaces", "string", ".spec.interfaces", 0),
+    ("Node Selectors", "string", ".spec.nodeSelectors", 10),
+];
+
+const SERVICE_BGP_STATUS_COLUMNS: &[Column] = &[
+    ("Node", "string", ".status.node", 0),
+    ("Service Name", "string", ".status.serviceName", 0),
+    ("Service Namespace", "string", ".status.serviceNamespace", 0),
+];
+
+const SERVICE_L2_STATUS_COLUMNS: &[Column] = &[
+    ("Allocated Node", "string", ".status.node", 0),
+    ("Service Name", "string", ".status.serviceName", 0),
+    ("Service Namespace", "string", ".status.serviceNamespace", 0),
+];
+
+/// The CRD of a kind served in v1beta1 only (every kind but BGPPeer).
+fn v1beta1_only<T: JsonSchema>(
+    kind: &str,
+    plural: &str,
+    columns: &'static [Column],
+    spec_required: bool,
+) -> CustomResourceDefinition {
+    let version = Version {
+        name: v1beta1::VERSION,
+        schema: schema_of::<T>(),
+        served: true,
+        storage: true,
+        deprecation_warning: None,
+        columns,
+        spec_required,
+    };
+    crd(kind, plural, vec![version], None)
+}
+
+/// BGPPeer's CRD: v1beta1 (deprecated) and v1beta2 (stored), converted by the controller's
+/// webhook.
+fn bgppeer() -> CustomResourceDefinition {
+    let version = |name, schema, storage, deprecation_warning| Version {
+        name,
+        schema,
+        served: true,
+        storage,
+        deprecation_warning,
+        columns: BGP_PEER_COLUMNS,
+        spec_required: false,
+    };
+    crd(
+        "BGPPeer",
+        v1beta2::BgpPeer::PLURAL,
+        vec![
+            version(
+                v1beta1::VERSION,
+                schema_of::<v1beta1::BgpPeer>(),
+                false,
+                Some("v1beta1 is deprecated, please use v1beta2"),
+            ),
+            version(
+                v1beta2::VERSION,
+                schema_of::<v1beta2::BgpPeer>(),
+                true,
+                None,
+            ),
+        ],
+        Some(bgppeer_conversion()),
+    )
+}
+
 /// Every CRD, with the file name `crdgen` writes it to, in a stable order.
 pub fn all() -> Vec<(String, CustomResourceDefinition)> {
-    let bgppeer_columns: &'static [Column] = &[
-        ("Address", "string", ".spec.peerAddress", 0),
-        ("ASN", "string", ".spec.peerASN", 0),
-        ("BFD Profile", "string", ".spec.bfdProfile", 0),
-        ("Multi Hops", "string", ".spec.ebgpMultiHop", 0),
-    ];
+    use v1beta1::{
+        BfdProfile, BgpAdvertisement, Community, ConfigurationState, IpAddressPool,
+        L2Advertisement, ServiceBgpStatus, ServiceL2Status,
+    };
     let crds = vec![
-        crd(
-            "BFDProfile",
-            v1beta1::BfdProfile::PLURAL,
-            vec![v1beta1::<v1beta1::BfdProfile>(
-                &[
-                    ("Passive Mode", "boolean", ".spec.passiveMode", 0),
-                    ("Transmit Interval", "integer", ".spec.transmitInterval", 0),
-                    ("Receive Interval", "integer", ".spec.receiveInterval", 0),
-                    ("Multiplier", "integer", ".spec.detectMultiplier", 0),
-                ],
-                false,
-            )],
-            None,
-        ),
-        crd(
+        v1beta1_only::<BfdProfile>("BFDProfile", BfdProfile::PLURAL, BFD_PROFILE_COLUMNS, false),
+        v1beta1_only::<BgpAdvertisement>(
             "BGPAdvertisement",
-            v1beta1::BgpAdvertisement::PLURAL,
-            vec![v1beta1::<v1beta1::BgpAdvertisement>(
-                &[
-                    ("IPAddressPools", "string", ".spec.ipAddressPools", 0),
-                    (
-                        "IPAddressPool Selectors",
-                        "string",
-                        ".spec.ipAddressPoolSelectors",
-                        0,
-                    ),
-                    ("Peers", "string", ".spec.peers", 0),
-                    ("Node Selectors", "string", ".spec.nodeSelectors", 10),
-                ],
-                false,
-            )],
-            None,
+            BgpAdvertisement::PLURAL,
+            BGP_ADVERTISEMENT_COLUMNS,
+            false,
         ),
-        crd(
-            "BGPPeer",
-            v1beta2::BgpPeer::PLURAL,
-            vec![
-                Version {
-                    name: v1beta1::VERSION,
-                    schema: schema_of::<v1beta1::BgpPeer>(),
-                    served: true,
-                    storage: false,
-                    deprecation_warning: Some("v1beta1 is deprecated, please use v1beta2"),
-                    columns: bgppeer_columns,
-                    spec_required: false,
-                },
-                Version {
-                    name: v1beta2::VERSION,
-                    schema: schema_of::<v1beta2::BgpPeer>(),
-                    served: true,
-                    storage: true,
-                    deprecation_warning: None,
-                    columns: bgppeer_columns,
-                    spec_required: false,
-                },
-            ],
-            Some(bgppeer_conversion()),
-        ),
-        crd(
-            "Community",
-            v1beta1::Community::PLURAL,
-            vec![v1beta1::<v1beta1::Community>(&[], false)],
-            None,
-        ),
-        crd(
+        bgppeer(),
+        v1beta1_only::<Community>("Community", Community::PLURAL, &[], false),
+        v1beta1_only::<ConfigurationState>(
             "ConfigurationState",
-            v1beta1::ConfigurationState::PLURAL,
-            vec![v1beta1::<v1beta1::ConfigurationState>(
-                &[
-                    ("Result", "string", ".status.result", 0),
-                    ("ErrorSummary", "string", ".status.errorSummary", 0),
-                    ("Age", "date", ".metadata.creationTimestamp", 0),
-                ],
-                false,
-            )],
-            None,
+            ConfigurationState::PLURAL,
+            CONFIGURATION_STATE_COLUMNS,
+            false,
         ),
-        crd(
+        v1beta1_only::<IpAddressPool>(
             "IPAddressPool",
-            v1beta1::IpAddressPool::PLURAL,
-            vec![v1beta1::<v1beta1::IpAddressPool>(
-                &[
-                    ("Auto Assign", "boolean", ".spec.autoAssign", 0),
-                    ("Avoid Buggy IPs", "boolean", ".spec.avoidBuggyIPs", 0),
-                    ("Addresses", "string", ".spec.addresses", 0),
-                ],
-                true,
-            )],
-            None,
+            IpAddressPool::PLURAL,
+            IP_ADDRESS_POOL_COLUMNS,
+            true,
         ),
-        crd(
+        v1beta1_only::<L2Advertisement>(
             "L2Advertisement",
-            v1beta1::L2Advertisement::PLURAL,
-            vec![v1beta1::<v1beta1::L2Advertisement>(
-                &[
-                    ("IPAddressPools", "string", ".spec.ipAddressPools", 0),
-                    (
-                        "IPAddressPool Selectors",
-                        "string",
-                        ".spec.ipAddressPoolSelectors",
-                        0,
-                    ),
-                    ("Interfaces", "string", ".spec.interfaces", 0),
-                    ("Node Selectors", "string", ".spec.nodeSelectors", 10),
-                ],
-                false,
-            )],
-            None,
+            L2Advertisement::PLURAL,
+            L2_ADVERTISEMENT_COLUMNS,
+            false,
         ),
-        crd(
+        v1beta1_only::<ServiceBgpStatus>(
             "ServiceBGPStatus",
-            v1beta1::ServiceBgpStatus::PLURAL,
-            vec![v1beta1::<v1beta1::ServiceBgpStatus>(
-                &[
-                    ("Node", "string", ".status.node", 0),
-                    ("Service Name", "string", ".status.serviceName", 0),
-                    ("Service Namespace", "string", ".status.serviceNamespace", 0),
-                ],
-                false,
-            )],
-            None,
+            ServiceBgpStatus::PLURAL,
+            SERVICE_BGP_STATUS_COLUMNS,
+            false,
         ),
-        crd(
+        v1beta1_only::<ServiceL2Status>(
             "ServiceL2Status",
-            v1beta1::ServiceL2Status::PLURAL,
-            vec![v1beta1::<v1beta1::ServiceL2Status>(
-                &[
-                    ("Allocated Node", "string", ".status.node", 0),
-                    ("Service Name", "string", ".status.serviceName", 0),
-                    ("Service Namespace", "string", ".status.serviceNamespace", 0),
-                ],
-                false,
-            )],
-            None,
+            ServiceL2Status::PLURAL,
+            SERVICE_L2_STATUS_COLUMNS,
+            false,
         ),
     ];
     crds.into_iter()

@@ -78,15 +78,14 @@ async fn run() {
             s.is_up() && s.detection_time == Some(CONFIGURED)
         })
         .await;
-        eventually("two next hops, FRR BFD up", Duration::from_secs(30), || {
-            let nh = next_hops();
-            let st = frr_bfd_status(&lab, &a1)?;
-            if nh == both && st == "up" {
-                Ok(())
-            } else {
-                Err(format!("{nh:?} {st}"))
-            }
-        })
+        wait_hops_and_frr_bfd_up(
+            &lab,
+            "two next hops, FRR BFD up",
+            Duration::from_secs(30),
+            "10.0.0.150/32",
+            &both,
+            &a1,
+        )
         .await;
         // A random phase against the transmit timers.
         tokio::time::sleep(Duration::from_millis(500 + (trial as u64 * 37) % 100)).await;

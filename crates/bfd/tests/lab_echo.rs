@@ -9,6 +9,7 @@ mod support;
 
 use ironlb_bfd::packet::Diag;
 use ironlb_bfd::{BfdCounters, BfdParams};
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions};
 use std::time::{Duration, Instant};
 use support::*;
@@ -60,7 +61,7 @@ async fn echo_with_frr_counts_fails_with_echo_function_failed_and_recovers() {
     eventually(
         "FRR sees the session up, our Required Min RX at 1 s while echoes run",
         Duration::from_secs(10),
-        || {
+        async || {
             let p = frr_bfd_peer(&lab, &node)?;
             let ok = p["status"] == "up"
                 && p["remote-id"] == h.local_discriminator()
@@ -157,7 +158,7 @@ async fn echo_with_frr_counts_fails_with_echo_function_failed_and_recovers() {
     eventually(
         "FRR saw the session go down",
         Duration::from_secs(5),
-        || {
+        async || {
             let n = frr_bfd_session_downs(&lab, &node)?;
             if n > frr_downs0 {
                 Ok(())
@@ -198,7 +199,7 @@ async fn echo_with_frr_counts_fails_with_echo_function_failed_and_recovers() {
     eventually(
         "FRR sees it up again",
         Duration::from_secs(10),
-        || match frr_bfd_status(&lab, &node)?.as_str() {
+        async || match frr_bfd_status(&lab, &node)?.as_str() {
             "up" => Ok(()),
             s => Err(s.to_string()),
         },

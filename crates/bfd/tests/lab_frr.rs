@@ -11,6 +11,7 @@ use ironlb_bfd::manager::drop_reason;
 use ironlb_bfd::packet::{ControlPacket, Diag, State};
 use ironlb_bfd::{BfdCounters, BfdParams, BfdPeer};
 use ironlb_bgp::session::fsm::State as BgpState;
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ async fn sessions_with_frr_active_passive_and_malformed_packets() {
         eventually(
             "FRR sees the session up with our intervals",
             Duration::from_secs(10),
-            || {
+            async || {
                 let p = frr_bfd_peer(&lab, &addr)?;
                 let ok = p["status"] == "up"
                     && p["remote-id"] == h.local_discriminator()
@@ -102,7 +103,7 @@ async fn sessions_with_frr_active_passive_and_malformed_packets() {
     eventually(
         "FRR sees the IPv6 session up",
         Duration::from_secs(10),
-        || {
+        async || {
             let p = frr_bfd_peer(&lab, &n1v6s)?;
             if p["status"] == "up" && p["remote-id"] == h1v6.local_discriminator() {
                 Ok(())
@@ -141,7 +142,7 @@ async fn sessions_with_frr_active_passive_and_malformed_packets() {
     eventually(
         "FRR up with passive node3",
         Duration::from_secs(10),
-        || match frr_bfd_status(&lab, &n3addr)? {
+        async || match frr_bfd_status(&lab, &n3addr)? {
             s if s == "up" => Ok(()),
             s => Err(s),
         },
@@ -188,7 +189,7 @@ async fn sessions_with_frr_active_passive_and_malformed_packets() {
         })
         .await;
     let drops = n1.manager.drops();
-    eventually("four drops counted", Duration::from_secs(5), || {
+    eventually("four drops counted", Duration::from_secs(5), async || {
         let all = drops.all();
         if all.iter().map(|(_, n)| n).sum::<u64>() >= 4 {
             Ok(())
@@ -221,7 +222,7 @@ async fn sessions_with_frr_active_passive_and_malformed_packets() {
     eventually(
         "FRR sees node2 down by its word",
         Duration::from_secs(5),
-        || {
+        async || {
             let p = frr_bfd_peer(&lab, &addr2)?;
             if p["status"] == "down"
                 && p["remote-diagnostic"] == "administratively down"
@@ -273,18 +274,13 @@ async fn link_cut_takes_the_next_hop_away_within_bfd_detection_not_hold_time() {
     let both = vec![a1.clone(), a2.clone()];
     let next_hops =
         || path_next_hops(&frr_paths(&lab, "ipv4", "10.0.0.150/32").unwrap_or_default());
-    eventually(
+    wait_hops_and_frr_bfd_up(
+        &lab,
         "two next hops with BFD up on FRR",
         Duration::from_secs(15),
-        || {
-            let nh = next_hops();
-            let bfd = frr_bfd_status(&lab, &a1)?;
-            if nh == both && bfd == "up" {
-                Ok(())
-            } else {
-                Err(format!("{nh:?} {bfd}"))
-            }
-        },
+        "10.0.0.150/32",
+        &both,
+        &a1,
     )
     .await;
 
@@ -330,15 +326,14 @@ async fn link_cut_takes_the_next_hop_away_within_bfd_detection_not_hold_time() {
     set_link(&n1.host, true);
     wait_bfd(&h1, "BFD Up again", Duration::from_secs(20), |s| s.is_up()).await;
     wait_state(&s1, BgpState::Established, Duration::from_secs(30)).await;
-    eventually("two next hops again", Duration::from_secs(20), || {
-        let nh = next_hops();
-        let bfd = frr_bfd_status(&lab, &a1)?;
-        if nh == both && bfd == "up" {
-            Ok(())
-        } else {
-            Err(format!("{nh:?} {bfd}"))
-        }
-    })
+    wait_hops_and_frr_bfd_up(
+        &lab,
+        "two next hops again",
+        Duration::from_secs(20),
+        "10.0.0.150/32",
+        &both,
+        &a1,
+    )
     .await;
     let c = h1.counters();
     assert_eq!(BfdCounters::get(&c.session_up_events), 2);

@@ -11,6 +11,7 @@ use ironlb_bgp::packet::attribute::{Community, LargeCommunity};
 use ironlb_bgp::packet::capability::Family;
 use ironlb_bgp::rib::RouteAttributes;
 use ironlb_bgp::session::fsm::State;
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -73,7 +74,7 @@ async fn three_nodes_announce_to_frr_with_attributes_ecmp_and_withdraw() {
         eventually(
             "FRR sees the session Established",
             Duration::from_secs(10),
-            || match frr_neighbor_state(&lab, "ipv4Unicast", &addr)? {
+            async || match frr_neighbor_state(&lab, "ipv4Unicast", &addr)? {
                 s if s == "Established" => Ok(()),
                 s => Err(s),
             },
@@ -86,7 +87,7 @@ async fn three_nodes_announce_to_frr_with_attributes_ecmp_and_withdraw() {
     eventually(
         "10.0.0.150/32 from three nodes",
         Duration::from_secs(10),
-        || {
+        async || {
             let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
             if path_next_hops(&paths) == want4 {
                 Ok(())
@@ -111,7 +112,7 @@ async fn three_nodes_announce_to_frr_with_attributes_ecmp_and_withdraw() {
     eventually(
         "fd10::150/128 from three nodes",
         Duration::from_secs(10),
-        || {
+        async || {
             let paths = frr_paths(&lab, "ipv6", "fd10::150/128")?;
             if path_next_hops(&paths) == want6 {
                 Ok(())
@@ -126,7 +127,7 @@ async fn three_nodes_announce_to_frr_with_attributes_ecmp_and_withdraw() {
     eventually(
         "an ECMP route with three next hops",
         Duration::from_secs(10),
-        || {
+        async || {
             let v = frr_json(&lab, "show ip route 10.0.0.150/32 json")?;
             let hops: BTreeSet<String> = v["10.0.0.150/32"][0]["nexthops"]
                 .as_array()
@@ -215,7 +216,7 @@ async fn three_nodes_announce_to_frr_with_attributes_ecmp_and_withdraw() {
     eventually(
         "10.0.0.151/32 withdrawn",
         Duration::from_secs(10),
-        || match frr_paths(&lab, "ipv4", "10.0.0.151/32")?.len() {
+        async || match frr_paths(&lab, "ipv4", "10.0.0.151/32")?.len() {
             0 => Ok(()),
             n => Err(format!("{n} paths")),
         },
@@ -233,7 +234,7 @@ async fn three_nodes_announce_to_frr_with_attributes_ecmp_and_withdraw() {
     // Stopping node3's session withdraws its paths (Cease, FRR drops the routes).
     let third = sessions.pop().unwrap();
     third.stop().await;
-    eventually("node3's paths gone", Duration::from_secs(10), || {
+    eventually("node3's paths gone", Duration::from_secs(10), async || {
         let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
         if path_next_hops(&paths) == want4[..2] {
             Ok(())
@@ -306,7 +307,7 @@ async fn each_session_carries_both_families_when_frr_activates_them() {
         eventually(
             &format!("{prefix} via {hop}"),
             Duration::from_secs(10),
-            || {
+            async || {
                 let paths = frr_paths(&lab, af, prefix)?;
                 if path_next_hops(&paths) == vec![hop.clone()] {
                     Ok(())

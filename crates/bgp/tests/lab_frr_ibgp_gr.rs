@@ -10,6 +10,7 @@ use common::*;
 use ironlb_bgp::rib::RouteAttributes;
 use ironlb_bgp::session::driver::PeerConfig;
 use ironlb_bgp::session::fsm::{FsmConfig, GracefulRestartConfig, PeerAs, State};
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -88,7 +89,7 @@ async fn ibgp_local_pref_and_graceful_restart_with_frr() {
     eventually(
         "the iBGP path with LOCAL_PREF 200",
         Duration::from_secs(10),
-        || {
+        async || {
             let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
             match paths.first() {
                 Some(p) if p["locPrf"] == 200 && p["aspath"]["length"] == 0 => Ok(()),
@@ -104,7 +105,7 @@ async fn ibgp_local_pref_and_graceful_restart_with_frr() {
     eventually(
         "FRR keeps the route as stale",
         Duration::from_secs(10),
-        || {
+        async || {
             let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
             match paths.first() {
                 Some(p) if p["stale"] == true => Ok(()),
@@ -127,13 +128,17 @@ async fn ibgp_local_pref_and_graceful_restart_with_frr() {
     // The restarted speaker: R and F bits, full table, End-of-RIB clears the stale mark.
     let second = rt.session(ibgp(&lab, true), rx).await;
     wait_state(&second, State::Established, Duration::from_secs(30)).await;
-    eventually("the route is fresh again", Duration::from_secs(10), || {
-        let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
-        match &paths[..] {
-            [p] if p["stale"].is_null() && p["locPrf"] == 200 => Ok(()),
-            _ => Err(format!("{paths:?}")),
-        }
-    })
+    eventually(
+        "the route is fresh again",
+        Duration::from_secs(10),
+        async || {
+            let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
+            match &paths[..] {
+                [p] if p["stale"].is_null() && p["locPrf"] == 200 => Ok(()),
+                _ => Err(format!("{paths:?}")),
+            }
+        },
+    )
     .await;
     // FRR keeps stale routes for the restart time (120 s) unless End-of-RIB arrives: the mark
     // going away within seconds is the End-of-RIB at work.

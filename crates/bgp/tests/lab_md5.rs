@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use ironlb_bgp::rib::RouteAttributes;
 use ironlb_bgp::session::fsm::State;
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -53,7 +54,7 @@ async fn md5_sessions_with_frr_need_the_right_password() {
     eventually(
         "FRR has the route from the signed session",
         Duration::from_secs(10),
-        || {
+        async || {
             let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
             if path_next_hops(&paths) == vec![n1.ipv4.to_string()] {
                 Ok(())
@@ -115,7 +116,7 @@ async fn multihop_sessions_send_with_ttl_255() {
     eventually(
         "FRR has the route from the TTL 255 session",
         Duration::from_secs(10),
-        || {
+        async || {
             let paths = frr_paths(&lab, "ipv4", "10.0.0.150/32")?;
             if path_next_hops(&paths) == vec![n1.ipv4.to_string()] {
                 Ok(())

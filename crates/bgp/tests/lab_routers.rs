@@ -10,6 +10,7 @@ use ironlb_bgp::packet::attribute::{Community, LargeCommunity};
 use ironlb_bgp::packet::capability::Family;
 use ironlb_bgp::rib::RouteAttributes;
 use ironlb_bgp::session::fsm::State;
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions, RouterKind};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -74,7 +75,7 @@ async fn announce_to(kind: RouterKind) {
         eventually(
             &format!("{prefix} in {kind}'s table"),
             Duration::from_secs(15),
-            || {
+            async || {
                 let out = lab.router.cli(cmd).map_err(|e| e.to_string())?;
                 if out.contains(prefix) && check(&out) {
                     Ok(())
@@ -97,7 +98,7 @@ async fn announce_to(kind: RouterKind) {
     eventually(
         &format!("10.0.0.150/32 gone from {kind}"),
         Duration::from_secs(15),
-        || {
+        async || {
             let out = lab.router.cli(&all4).map_err(|e| e.to_string())?;
             if out.contains("10.0.0.150/32") {
                 Err(out)

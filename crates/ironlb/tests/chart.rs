@@ -289,7 +289,7 @@ async fn the_api_server_accepts_what_the_chart_renders_and_install_reports_ignor
     assert!(rendered.status.success());
     let file = dir.join("rendered.yaml");
     std::fs::write(&file, &rendered.stdout).unwrap();
-    support::kubectl(&lab, &["create", "namespace", "metallb-system"]);
+    ironlb_lab::testing::kubectl(&lab, &["create", "namespace", "metallb-system"]);
     let out = lab
         .kubectl()
         .args(["apply", "--server-side", "--dry-run=server", "-f"])

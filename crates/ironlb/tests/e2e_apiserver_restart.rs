@@ -7,6 +7,7 @@ mod support;
 
 use ironlb_lab::Progress;
 use ironlb_lab::proc::Daemon;
+use ironlb_lab::testing::{apply_ok, create_service, events, wait_event};
 use kube::ResourceExt;
 use serde_json::json;
 use std::time::Duration;
@@ -17,8 +18,8 @@ async fn survives_an_api_server_restart() {
     let env = setup(false, &[]).await;
     let c = &env.client;
     apply_ok(&env.lab, &pool_yaml("p", &["10.0.0.150-10.0.0.159"], ""));
-    service(c, "default", "a", 80, json!({})).await;
-    service(c, "default", "b", 80, json!({})).await;
+    create_service(c, "default", "a", 80, json!({})).await;
+    create_service(c, "default", "b", 80, json!({})).await;
     wait_exact(c, "default", "a", &["10.0.0.150"]).await;
     wait_exact(c, "default", "b", &["10.0.0.151"]).await;
     let rv_a = get_service(c, "default", "a").await.resource_version();
@@ -39,10 +40,10 @@ async fn survives_an_api_server_restart() {
     let c = &env.lab.client().await.unwrap();
 
     // Watches resume: new work is done...
-    service(c, "default", "c", 80, json!({})).await;
+    create_service(c, "default", "c", 80, json!({})).await;
     wait_exact(c, "default", "c", &["10.0.0.152"]).await;
     delete_service(c, "default", "a").await;
-    service(c, "default", "d", 80, json!({})).await;
+    create_service(c, "default", "d", 80, json!({})).await;
     wait_exact(c, "default", "d", &["10.0.0.150"]).await;
     // ... and nothing that was assigned was touched.
     assert!(env.ctl.daemon.is_running());
@@ -53,10 +54,10 @@ async fn survives_an_api_server_restart() {
     assert!(rv_a.is_some());
     // b's Event may have been on its way when the API server stopped: it is retried, and
     // arrives once.
-    wait_event(c, "default", "b", "IPAllocated").await;
+    wait_event(c, "default", "b", "IPAllocated", "").await;
     let evs = events(c, "default", "b").await;
     assert_eq!(
-        evs.iter().filter(|(_, r, _)| r == "IPAllocated").count(),
+        evs.iter().filter(|e| e.reason == "IPAllocated").count(),
         1,
         "{evs:?}"
     );

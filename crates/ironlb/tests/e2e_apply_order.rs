@@ -12,6 +12,9 @@
 
 mod support;
 
+use ironlb_lab::testing::{
+    apply_ok, create_service, events, eventually, kubectl_get_json, wait_event,
+};
 use std::path::Path;
 use std::process::Output;
 use support::*;
@@ -108,25 +111,19 @@ async fn the_walkthroughs_file_applies_and_deletes_in_any_order() {
 
     // The configuration that loads in the end is whole: the controller hands out the pool's
     // first address, and its ConfigurationState is Valid without warnings.
-    service(&env.client, "default", "web", 80, serde_json::json!({})).await;
+    create_service(&env.client, "default", "web", 80, serde_json::json!({})).await;
     wait_exact(&env.client, "default", "web", &["10.0.0.150"]).await;
     let state = eventually(
         "ConfigurationState controller Valid with no warning",
         std::time::Duration::from_secs(20),
         || async {
-            let out = run(
-                &env,
-                &[
-                    "-n",
-                    "metallb-system",
-                    "get",
-                    "configurationstate",
-                    "controller",
-                    "-o",
-                    "json",
-                ],
-            );
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let v = kubectl_get_json(
+                &env.lab,
+                "metallb-system",
+                "configurationstate",
+                "controller",
+            )
+            .ok()?;
             let cond = &v["status"]["conditions"][0];
             (v["status"]["result"] == "Valid" && cond["reason"] == "Loaded").then_some(v)
         },
@@ -163,14 +160,14 @@ async fn a_pool_and_a_service_applied_together_record_no_allocation_failed() {
         let name = format!("together-{i}");
         let want = format!("10.0.7.{}", 10 + i);
         wait_exact(&env.client, "default", &name, &[want.as_str()]).await;
-        wait_event(&env.client, "default", &name, "IPAllocated").await;
+        wait_event(&env.client, "default", &name, "IPAllocated", "").await;
     }
     // Longer than the grace the controller gives a failure before reporting it.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     for i in 0..6 {
         let name = format!("together-{i}");
         let evs = events(&env.client, "default", &name).await;
-        let reasons: Vec<&str> = evs.iter().map(|(_, r, _)| r.as_str()).collect();
+        let reasons: Vec<&str> = evs.iter().map(|e| e.reason.as_str()).collect();
         assert_eq!(reasons, vec!["IPAllocated"], "{name}: {evs:?}");
     }
     // A real failure is still reported: a pool that does not exist.
@@ -178,6 +175,6 @@ async fn a_pool_and_a_service_applied_together_record_no_allocation_failed() {
         &env.lab,
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: nopool\n  namespace: default\n  annotations:\n    metallb.io/address-pool: nosuch\nspec:\n  type: LoadBalancer\n  ports:\n  - port: 80\n",
     );
-    let note = wait_event(&env.client, "default", "nopool", "AllocationFailed").await;
+    let note = wait_event(&env.client, "default", "nopool", "AllocationFailed", "").await;
     assert!(note.contains("nosuch"), "{note}");
 }

@@ -5,6 +5,7 @@
 mod support;
 
 use ironlb_api::v1beta1::{ConfigurationState, IpAddressPool};
+use ironlb_lab::testing::{apply_ok, create_service, events, eventually, wait_event};
 use kube::Api;
 use kube::ResourceExt;
 use serde_json::json;
@@ -21,11 +22,11 @@ async fn assigns_releases_and_survives_a_controller_crash() {
     );
 
     // Assignment: the first address, the pool annotation, an IPAllocated event.
-    service(c, "default", "a", 80, json!({})).await;
+    create_service(c, "default", "a", 80, json!({})).await;
     wait_exact(c, "default", "a", &["10.0.0.150"]).await;
     let a = get_service(c, "default", "a").await;
     assert_eq!(pool_of(&a).as_deref(), Some("linuxnet"));
-    let note = wait_event(c, "default", "a", "IPAllocated").await;
+    let note = wait_event(c, "default", "a", "IPAllocated", "").await;
     assert!(note.contains("10.0.0.150"), "{note}");
 
     // ConfigurationState and pool status.
@@ -66,7 +67,7 @@ async fn assigns_releases_and_survives_a_controller_crash() {
 
     // Release on delete: the next Service gets the same first address.
     delete_service(c, "default", "a").await;
-    service(c, "default", "b", 80, json!({})).await;
+    create_service(c, "default", "b", 80, json!({})).await;
     wait_exact(c, "default", "b", &["10.0.0.150"]).await;
 
     // Release when the Service stops being a LoadBalancer: the annotation goes too.
@@ -76,21 +77,21 @@ async fn assigns_releases_and_survives_a_controller_crash() {
         (pool_of(&s).is_none() && ips_of(&s).is_empty()).then_some(())
     })
     .await;
-    service(c, "default", "c", 80, json!({})).await;
+    create_service(c, "default", "c", 80, json!({})).await;
     wait_exact(c, "default", "c", &["10.0.0.150"]).await;
 
     // Stable across a crash: d and e get addresses, the controller is killed; while it is down
     // c is deleted and f is created; after the restart d and e keep theirs (not even rewritten)
     // and f gets a free one (not c's old one before d/e were restored... any free one, but unique).
-    service(c, "default", "d", 80, json!({})).await;
-    service(c, "default", "e", 80, json!({})).await;
+    create_service(c, "default", "d", 80, json!({})).await;
+    create_service(c, "default", "e", 80, json!({})).await;
     let d_ip = wait_ips(c, "default", "d", 1).await;
     let e_ip = wait_ips(c, "default", "e", 1).await;
     let d_rv = get_service(c, "default", "d").await.resource_version();
     let e_rv = get_service(c, "default", "e").await.resource_version();
     env.ctl.stop(true);
     delete_service(c, "default", "c").await;
-    service(c, "default", "f", 80, json!({})).await;
+    create_service(c, "default", "f", 80, json!({})).await;
     stays_pending(c, "default", "f", Duration::from_millis(500)).await;
     env.ctl.start().unwrap();
     env.ctl.wait_ready(Duration::from_secs(20)).await.unwrap();
@@ -124,7 +125,7 @@ async fn requested_addresses_pools_and_sharing() {
     apply_ok(&env.lab, &pool_yaml("two", &["10.0.0.160/29"], ""));
 
     // By annotation, by spec.loadBalancerIP, by pool.
-    service(
+    create_service(
         c,
         "default",
         "by-annotation",
@@ -133,7 +134,7 @@ async fn requested_addresses_pools_and_sharing() {
     )
     .await;
     wait_exact(c, "default", "by-annotation", &["10.0.0.155"]).await;
-    service(
+    create_service(
         c,
         "default",
         "by-spec",
@@ -146,7 +147,7 @@ async fn requested_addresses_pools_and_sharing() {
         pool_of(&get_service(c, "default", "by-spec").await).as_deref(),
         Some("two")
     );
-    service(
+    create_service(
         c,
         "default",
         "by-pool",
@@ -157,7 +158,7 @@ async fn requested_addresses_pools_and_sharing() {
     wait_exact(c, "default", "by-pool", &["10.0.0.160"]).await;
 
     // A taken address without sharing: refused with an AllocationFailed event.
-    service(
+    create_service(
         c,
         "default",
         "taken",
@@ -165,11 +166,11 @@ async fn requested_addresses_pools_and_sharing() {
         json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "10.0.0.155"}}}),
     )
     .await;
-    let note = wait_event(c, "default", "taken", "AllocationFailed").await;
+    let note = wait_event(c, "default", "taken", "AllocationFailed", "").await;
     assert!(note.contains("10.0.0.155"), "{note}");
     stays_pending(c, "default", "taken", Duration::from_millis(300)).await;
     // An address in no pool.
-    service(
+    create_service(
         c,
         "default",
         "nowhere",
@@ -177,10 +178,10 @@ async fn requested_addresses_pools_and_sharing() {
         json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "10.0.0.99"}}}),
     )
     .await;
-    let note = wait_event(c, "default", "nowhere", "AllocationFailed").await;
+    let note = wait_event(c, "default", "nowhere", "AllocationFailed", "").await;
     assert!(note.contains("not in any address pool"), "{note}");
     // A pool that does not exist.
-    service(
+    create_service(
         c,
         "default",
         "nopool",
@@ -188,27 +189,27 @@ async fn requested_addresses_pools_and_sharing() {
         json!({"metadata": {"annotations": {"metallb.io/address-pool": "three"}}}),
     )
     .await;
-    let note = wait_event(c, "default", "nopool", "AllocationFailed").await;
+    let note = wait_event(c, "default", "nopool", "AllocationFailed", "").await;
     assert!(note.contains("three"), "{note}");
 
     // Sharing allowed: same key, different ports -> same address.
     let shared = json!({"metadata": {"annotations": {"metallb.io/allow-shared-ip": "k1", "metallb.io/loadBalancerIPs": "10.0.0.158"}}});
-    service(c, "default", "share-a", 80, shared.clone()).await;
-    service(c, "default", "share-b", 443, shared.clone()).await;
+    create_service(c, "default", "share-a", 80, shared.clone()).await;
+    create_service(c, "default", "share-b", 443, shared.clone()).await;
     wait_exact(c, "default", "share-a", &["10.0.0.158"]).await;
     wait_exact(c, "default", "share-b", &["10.0.0.158"]).await;
     // Refused: same port; and a different key.
-    service(c, "default", "share-c", 80, shared).await;
-    let note = wait_event(c, "default", "share-c", "AllocationFailed").await;
+    create_service(c, "default", "share-c", 80, shared).await;
+    let note = wait_event(c, "default", "share-c", "AllocationFailed", "").await;
     assert!(note.contains("port"), "{note}");
-    service(c, "default", "share-d", 8080, json!({"metadata": {"annotations": {"metallb.io/allow-shared-ip": "other", "metallb.io/loadBalancerIPs": "10.0.0.158"}}})).await;
-    let note = wait_event(c, "default", "share-d", "AllocationFailed").await;
+    create_service(c, "default", "share-d", 8080, json!({"metadata": {"annotations": {"metallb.io/allow-shared-ip": "other", "metallb.io/loadBalancerIPs": "10.0.0.158"}}})).await;
+    let note = wait_event(c, "default", "share-d", "AllocationFailed", "").await;
     assert!(note.contains("sharing key"), "{note}");
     // Automatic sharing: a keyed Service without a requested address shares nothing it may not.
     stays_pending(c, "default", "share-c", Duration::from_millis(200)).await;
 
     // Deprecated annotation: honoured, with a Warning event.
-    service(
+    create_service(
         c,
         "default",
         "old",
@@ -217,12 +218,12 @@ async fn requested_addresses_pools_and_sharing() {
     )
     .await;
     wait_exact(c, "default", "old", &["10.0.0.157"]).await;
-    let note = wait_event(c, "default", "old", "deprecatedAnnotation").await;
+    let note = wait_event(c, "default", "old", "deprecatedAnnotation", "").await;
     assert!(note.contains("metallb.io/loadBalancerIPs"), "{note}");
     let evs = events(c, "default", "old").await;
     assert!(
         evs.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "deprecatedAnnotation")
+            .any(|e| e.type_ == "Warning" && e.reason == "deprecatedAnnotation")
     );
 
     // Changing the request moves the Service.

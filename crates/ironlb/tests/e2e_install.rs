@@ -12,6 +12,7 @@ mod support;
 
 use base64::Engine;
 use ironlb_lab::components;
+use ironlb_lab::testing::{apply_ok, kubectl, kubectl_get_json};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -23,25 +24,8 @@ use support::*;
 
 /// `kubectl get` of a BGPPeer in `version` as JSON, or kubectl's error.
 fn get_peer(env: &Env, version: &str, name: &str) -> Result<Value, String> {
-    let out = env
-        .lab
-        .kubectl()
-        .args([
-            "-n",
-            "metallb-system",
-            "get",
-            &format!("bgppeers.{version}.metallb.io"),
-            name,
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    let resource = format!("bgppeers.{version}.metallb.io");
+    kubectl_get_json(&env.lab, "metallb-system", &resource, name)
 }
 
 /// A v1beta1 BGPPeer (`legacy-<n>`, its own peer address) with a legacy node selector

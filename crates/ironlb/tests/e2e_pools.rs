@@ -6,6 +6,7 @@
 mod support;
 
 use ironlb_api::v1beta1::ConfigurationState;
+use ironlb_lab::testing::{apply_ok, create_service, events, eventually, kubectl, wait_event};
 use kube::Api;
 use serde_json::json;
 use std::time::Duration;
@@ -58,12 +59,12 @@ async fn namespace_label_priority_and_auto_assign() {
         &pool_yaml("manual", &["10.0.0.176/30"], "  autoAssign: false\n"),
     );
 
-    service(c, "team-a", "s", 80, json!({})).await;
+    create_service(c, "team-a", "s", 80, json!({})).await;
     wait_exact(c, "team-a", "s", &["10.0.0.160"]).await;
-    service(c, "team-b", "s", 80, json!({})).await;
+    create_service(c, "team-b", "s", 80, json!({})).await;
     wait_exact(c, "team-b", "s", &["10.0.0.164"]).await;
     // Two pools select the label: the lower priority number wins.
-    service(
+    create_service(
         c,
         "default",
         "gold",
@@ -73,10 +74,10 @@ async fn namespace_label_priority_and_auto_assign() {
     .await;
     wait_exact(c, "default", "gold", &["10.0.0.172"]).await;
     // Unrestricted Services use only unrestricted autoAssign pools.
-    service(c, "default", "plain", 80, json!({})).await;
+    create_service(c, "default", "plain", 80, json!({})).await;
     wait_exact(c, "default", "plain", &["10.0.0.150"]).await;
     // A restricted pool refuses a Service it does not select, even when asked for.
-    service(
+    create_service(
         c,
         "default",
         "intruder",
@@ -84,19 +85,19 @@ async fn namespace_label_priority_and_auto_assign() {
         json!({"metadata": {"annotations": {"metallb.io/address-pool": "by-name"}}}),
     )
     .await;
-    let note = wait_event(c, "default", "intruder", "AllocationFailed").await;
+    let note = wait_event(c, "default", "intruder", "AllocationFailed", "").await;
     assert!(note.contains("by-name"), "{note}");
     // autoAssign off: only by explicit request.
     for i in 0..4 {
-        service(c, "default", &format!("fill{i}"), 80, json!({})).await;
+        create_service(c, "default", &format!("fill{i}"), 80, json!({})).await;
     }
-    service(c, "default", "overflow", 80, json!({})).await;
-    let note = wait_event(c, "default", "overflow", "AllocationFailed").await;
+    create_service(c, "default", "overflow", 80, json!({})).await;
+    let note = wait_event(c, "default", "overflow", "AllocationFailed", "").await;
     assert!(
         !note.contains("manual"),
         "autoAssign=false pool tried: {note}"
     );
-    service(
+    create_service(
         c,
         "default",
         "asks-manual",
@@ -105,7 +106,7 @@ async fn namespace_label_priority_and_auto_assign() {
     )
     .await;
     wait_exact(c, "default", "asks-manual", &["10.0.0.176"]).await;
-    service(
+    create_service(
         c,
         "default",
         "asks-manual-ip",
@@ -116,7 +117,7 @@ async fn namespace_label_priority_and_auto_assign() {
     wait_exact(c, "default", "asks-manual-ip", &["10.0.0.178"]).await;
     // Namespace labels change: team-b's next Service follows the new label.
     namespace(c, "team-c", json!({})).await;
-    service(
+    create_service(
         c,
         "team-c",
         "s",
@@ -124,7 +125,7 @@ async fn namespace_label_priority_and_auto_assign() {
         json!({"metadata": {"annotations": {"metallb.io/address-pool": "by-ns-label"}}}),
     )
     .await;
-    wait_event(c, "team-c", "s", "AllocationFailed").await;
+    wait_event(c, "team-c", "s", "AllocationFailed", "").await;
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
     nss.patch(
         "team-c",
@@ -151,7 +152,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
 
     // The lab's cluster is dual-stack: PreferDualStack gets one address of each family from
     // the dual pool; a requested IPv6 address does not fit a SingleStack IPv4 Service.
-    service(
+    create_service(
         c,
         "default",
         "prefer",
@@ -160,7 +161,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
     )
     .await;
     wait_exact(c, "default", "prefer", &["10.0.0.150", "fd10::150"]).await;
-    service(
+    create_service(
         c,
         "default",
         "v6-asked",
@@ -168,7 +169,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
         json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "fd10::151"}}}),
     )
     .await;
-    let note = wait_event(c, "default", "v6-asked", "AllocationFailed").await;
+    let note = wait_event(c, "default", "v6-asked", "AllocationFailed", "").await;
     assert!(
         note.contains("ipFamilyPolicy") || note.contains("famil"),
         "{note}"
@@ -180,7 +181,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
     );
 
     // Shrink: .150 leaves the pool -> ClearAssignment, then the next free address.
-    service(c, "default", "second", 80, json!({})).await;
+    create_service(c, "default", "second", 80, json!({})).await;
     wait_exact(c, "default", "second", &["10.0.0.151"]).await;
     apply_ok(
         &env.lab,
@@ -190,7 +191,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
             "",
         ),
     );
-    let note = wait_event(c, "default", "prefer", "ClearAssignment").await;
+    let note = wait_event(c, "default", "prefer", "ClearAssignment", "").await;
     assert!(note.contains("10.0.0.150"), "{note}");
     wait_exact(c, "default", "prefer", &["10.0.0.152", "fd10::150"]).await;
     wait_exact(c, "default", "second", &["10.0.0.151"]).await;
@@ -214,7 +215,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
         metrics.contains("metallb_k8s_client_config_stale_bool 1"),
         "{metrics}"
     );
-    service(c, "default", "during-invalid", 80, json!({})).await;
+    create_service(c, "default", "during-invalid", 80, json!({})).await;
     wait_exact(c, "default", "during-invalid", &["10.0.0.153"]).await;
     kubectl(
         &env.lab,
@@ -236,7 +237,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
         &["-n", "metallb-system", "delete", "ipaddresspool", "dual"],
     );
     for name in ["prefer", "second", "during-invalid"] {
-        wait_event(c, "default", name, "ClearAssignment").await;
+        wait_event(c, "default", name, "ClearAssignment", "").await;
         wait_exact(c, "default", name, &[]).await;
         let svc = get_service(c, "default", name).await;
         assert_eq!(pool_of(&svc), None);
@@ -252,7 +253,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
 
     // RequireDualStack needs one pool with both families: refused while only the IPv4 pool
     // exists, served from the first dual pool that appears.
-    service(
+    create_service(
         c,
         "default",
         "required",
@@ -260,7 +261,7 @@ async fn dual_stack_shrink_removal_and_invalid_config() {
         json!({"spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"]}}),
     )
     .await;
-    wait_event(c, "default", "required", "AllocationFailed").await;
+    wait_event(c, "default", "required", "AllocationFailed", "").await;
     wait_exact(c, "default", "required", &[]).await;
     apply_ok(
         &env.lab,
@@ -278,7 +279,7 @@ async fn lb_class_filters_services() {
     let env = setup(false, &["--lb-class", "ironlb.io/lb"]).await;
     let c = &env.client;
     apply_ok(&env.lab, &pool_yaml("p", &["10.0.0.150-10.0.0.159"], ""));
-    service(
+    create_service(
         c,
         "default",
         "ours",
@@ -286,7 +287,7 @@ async fn lb_class_filters_services() {
         json!({"spec": {"loadBalancerClass": "ironlb.io/lb"}}),
     )
     .await;
-    service(
+    create_service(
         c,
         "default",
         "other",
@@ -294,7 +295,7 @@ async fn lb_class_filters_services() {
         json!({"spec": {"loadBalancerClass": "example.com/other"}}),
     )
     .await;
-    service(c, "default", "classless", 80, json!({})).await;
+    create_service(c, "default", "classless", 80, json!({})).await;
     wait_exact(c, "default", "ours", &["10.0.0.150"]).await;
     stays_pending(c, "default", "other", Duration::from_secs(1)).await;
     stays_pending(c, "default", "classless", Duration::from_millis(200)).await;

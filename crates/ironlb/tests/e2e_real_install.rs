@@ -13,139 +13,46 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use ironlb_lab::components;
-use ironlb_lab::images;
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use ironlb_lab::{components, install};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::ListParams;
-use std::time::{Duration, Instant};
-
-async fn eventually<F, Fut, T>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        match check().await {
-            Ok(v) => {
-                eprintln!("[{:6.1}s] {what}", start.elapsed().as_secs_f64());
-                return v;
-            }
-            Err(e) => assert!(
-                start.elapsed() < limit,
-                "{what} not seen within {limit:?} (last: {e})"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn kubectl(lab: &Lab, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    use std::io::Write;
-    let mut cmd = lab.kubectl();
-    cmd.args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
+use std::time::Duration;
 
 /// A lab with real nodes and ironlb's image (a static build, tagged `tag`) in every node.
 async fn real_lab(tag: &str) -> (Lab, kube::Client) {
-    let binary = components::static_ironlb().expect("a static ironlb builds");
     let lab = Lab::start(LabOptions {
         real_nodes: true,
         ..LabOptions::for_test()
     })
     .await
     .expect("a lab with real nodes starts (needs root, containerd, runc, buildah)");
-    let image = images::ironlb_image(&binary, tag).expect("the ironlb image builds");
-    lab.import_image(&image).expect("imported into every node");
+    install::import_ironlb_image(&lab, tag).expect("ironlb's image builds and is imported");
     let client = lab.client().await.unwrap();
     (lab, client)
 }
 
 /// Waits for the controller Deployment 1/1 and the speaker DaemonSet 3/3 in metallb-system.
-async fn wait_installed(client: &kube::Client, controller: &str, speaker: &str) {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "metallb-system");
-    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "metallb-system");
-    eventually(
-        &format!("deployment.apps/{controller} 1/1"),
-        Duration::from_secs(120),
-        || async {
-            let d = deployments
-                .get(controller)
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-            (ready == 1).then_some(()).ok_or(format!("{ready}/1"))
-        },
-    )
-    .await;
-    eventually(
-        &format!("daemonset.apps/{speaker} 3/3"),
-        Duration::from_secs(120),
-        || async {
-            let d = daemonsets.get(speaker).await.map_err(|e| e.to_string())?;
-            let ready = d.status.map(|s| s.number_ready).unwrap_or(0);
-            (ready == 3).then_some(()).ok_or(format!("{ready}/3"))
-        },
-    )
-    .await;
-}
-
-/// Steps 4-8: the walkthrough's configuration and application, applied unchanged.
-async fn apply_walkthrough(lab: &Lab) {
-    let demo = components::checkout_path("crates/lab/demo");
-    for file in ["metallb-config.yaml", "reference-scenario.yaml"] {
-        let text = std::fs::read_to_string(demo.join(file)).unwrap();
-        eventually(
-            &format!("kubectl apply -f {file}"),
-            Duration::from_secs(30),
-            || async { kubectl(lab, &["apply", "-f", "-"], Some(&text)) },
-        )
-        .await;
+fn wait_installed(lab: &Lab, controller: &str, speaker: &str) {
+    for what in [format!("deploy/{controller}"), format!("ds/{speaker}")] {
+        install::wait_rollout(lab, "metallb-system", &what, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 }
 
 /// Waits until `http://10.0.0.150/` from `client` is answered by one of the walkthrough's Pods.
-async fn wait_served(lab: &Lab, limit: Duration) {
-    let answer = eventually(
-        "curl http://10.0.0.150/ from client reaches a Pod",
-        limit,
-        || async {
-            lab.exec_ok(
-                "client",
-                &["curl", "-s", "-S", "--max-time", "2", "http://10.0.0.150/"],
-            )
-            .map_err(|e| e.to_string())
-        },
-    )
-    .await;
+fn wait_served(lab: &Lab, limit: Duration) {
+    let answer =
+        install::wait_served(lab, "http://10.0.0.150/", limit).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(answer.contains("deploy-xiuxian"), "{answer}");
 }
 
 /// Nothing cluster-wide of ironlb (or MetalLB's names) is left.
 fn assert_nothing_left(lab: &Lab) {
-    let rest = kubectl(
+    let rest = install::kubectl(
         lab,
         &[
             "get",
@@ -153,7 +60,6 @@ fn assert_nothing_left(lab: &Lab) {
             "-o",
             "name",
         ],
-        None,
     )
     .unwrap();
     assert!(
@@ -168,8 +74,8 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
 
     // Step 3: the manifest, as a user applies it.
     let manifest = components::lab_native_manifest("latest").unwrap();
-    kubectl(&lab, &["apply", "-f", "-"], Some(&manifest)).expect("the manifest applies");
-    wait_installed(&client, "controller", "speaker").await;
+    install::apply_manifest(&lab, &manifest).expect("the manifest applies");
+    wait_installed(&lab, "controller", "speaker");
     // Real kubelets on containerd run them.
     let nodes: Api<Node> = Api::all(client.clone());
     for n in nodes.list(&ListParams::default()).await.unwrap() {
@@ -193,28 +99,10 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
         assert!(id.starts_with("containerd://"), "{id}");
     }
 
-    apply_walkthrough(&lab).await;
-    let services: Api<Service> = Api::namespaced(client.clone(), "haha");
-    eventually(
-        "svc-xiuxian-lb EXTERNAL-IP 10.0.0.150",
-        Duration::from_secs(60),
-        || async {
-            let s = services
-                .get("svc-xiuxian-lb")
-                .await
-                .map_err(|e| e.to_string())?;
-            let ip = s
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|l| l.ingress)
-                .and_then(|i| i.into_iter().next())
-                .and_then(|i| i.ip);
-            (ip.as_deref() == Some("10.0.0.150"))
-                .then_some(())
-                .ok_or(format!("{ip:?}"))
-        },
-    )
-    .await;
+    install::apply_walkthrough(&lab).expect("the walkthrough's files apply");
+    let ip = install::wait_external_ip(&lab, "haha", "svc-xiuxian-lb", Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(ip, install::WALKTHROUGH_IP);
     let app_pods: Api<Pod> = Api::namespaced(client.clone(), "haha");
     eventually(
         "5/5 deploy-xiuxian Pods Running",
@@ -233,7 +121,7 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
         },
     )
     .await;
-    wait_served(&lab, Duration::from_secs(60)).await;
+    wait_served(&lab, Duration::from_secs(60));
     // Exactly one node answers ARP for it.
     let macs = lab.arp_answers("client", "10.0.0.150", 3).unwrap();
     let distinct: std::collections::BTreeSet<&String> = macs.iter().collect();
@@ -247,9 +135,12 @@ async fn installs_from_the_manifest_on_real_nodes_serves_the_walkthrough_and_uni
     }
 
     // Uninstall: ironlb's objects all go.
-    kubectl(&lab, &["delete", "-f", "-", "--wait=true"], Some(&manifest)).expect("uninstall");
+    let file = lab.dir.join("ironlb-native.yaml");
+    std::fs::write(&file, &manifest).unwrap();
+    let file = file.display().to_string();
+    install::kubectl(&lab, &["delete", "-f", &file, "--wait=true"]).expect("uninstall");
     eventually("metallb-system gone", Duration::from_secs(120), || async {
-        match kubectl(&lab, &["get", "namespace", "metallb-system"], None) {
+        match install::kubectl(&lab, &["get", "namespace", "metallb-system"]) {
             Err(e) if e.contains("NotFound") => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -268,10 +159,9 @@ async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
     // The chart's default image: ironlb/ironlb:<appVersion>.
     let (lab, client) = real_lab("0.1.0").await;
     // The user's values pin the controller to an infra node.
-    kubectl(
+    install::kubectl(
         &lab,
         &["label", "node", "node1", "node-role.kubernetes.io/infra="],
-        None,
     )
     .unwrap();
     // The lab's only change to what helm renders: the speaker never answers on the node's
@@ -306,7 +196,7 @@ async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(notes.contains("frrk8s.enabled"), "{notes}");
-    wait_installed(&client, "ironlb-controller", "ironlb-speaker").await;
+    wait_installed(&lab, "ironlb-controller", "ironlb-speaker");
     let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "metallb-system");
     // The lab's patch is in place: nothing answers on the management link.
     let ds = daemonsets.get("ironlb-speaker").await.unwrap();
@@ -334,11 +224,11 @@ async fn installs_with_the_chart_from_a_metallb_users_values_and_uninstalls() {
         "the values' nodeSelector"
     );
 
-    apply_walkthrough(&lab).await;
-    wait_served(&lab, Duration::from_secs(120)).await;
+    install::apply_walkthrough(&lab).expect("the walkthrough's files apply");
+    wait_served(&lab, Duration::from_secs(120));
 
     // helm uninstall removes everything it installed (the CRDs are templates here).
-    kubectl(&lab, &["delete", "namespace", "haha", "--wait=true"], None).unwrap();
+    install::kubectl(&lab, &["delete", "namespace", "haha", "--wait=true"]).unwrap();
     let out = std::process::Command::new(helm())
         .args(["uninstall", "ironlb", "-n", "metallb-system", "--wait"])
         .env("KUBECONFIG", lab.kubeconfig())

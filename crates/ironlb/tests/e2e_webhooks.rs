@@ -8,6 +8,7 @@
 mod support;
 
 use ironlb_api::v1beta1::{ConfigurationResult, ConfigurationState};
+use ironlb_lab::testing::{apply_ok, eventually, kubectl};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -35,7 +35,7 @@ fn main() {
             support::fast_config(),
             support::announce(&[support::VIP4], true),
         );
-        support::eventually("responder ready", Duration::from_secs(5), || {
+        ironlb_lab::testing::eventually("responder ready", Duration::from_secs(5), async || {
             node1.counters.gratuitous_sent() >= 1
         })
         .await;

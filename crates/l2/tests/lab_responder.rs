@@ -8,6 +8,7 @@ mod support;
 
 use ironlb_l2::ndp::icmpv6_checksum;
 use ironlb_l2::{ArpFrame, DecodeError, MacAddr, NdpFrame};
+use ironlb_lab::testing::{Capture, arping, eventually, ndisc6, send_frames, send_frames_on};
 use ironlb_lab::{Lab, LabOptions};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
@@ -33,9 +34,11 @@ async fn owner_answers_arp_and_ndp_then_ownership_moves_with_gratuitous_announce
     assert_eq!(arping(&lab, VIP4, 1), Vec::<String>::new());
 
     let node1 = NodeResponder::start(&lab, "node1", fast_config(), announce(&[VIP4, VIP6], true));
-    eventually("node1's gratuitous burst", Duration::from_secs(5), || {
-        node1.counters.gratuitous_sent() >= 3
-    })
+    eventually(
+        "node1's gratuitous burst",
+        Duration::from_secs(5),
+        async || node1.counters.gratuitous_sent() >= 3,
+    )
     .await;
     let answers = arping(&lab, VIP4, 3);
     assert_eq!(answers, vec![NODE1_MAC; 3], "three answers, all from node1");
@@ -67,7 +70,7 @@ async fn owner_answers_arp_and_ndp_then_ownership_moves_with_gratuitous_announce
     eventually(
         "a gratuitous ARP from node2 in the client's tcpdump",
         Duration::from_secs(5),
-        || {
+        async || {
             let text = capture.text();
             text.lines().any(|l| {
                 l.contains(NODE2_MAC) && l.contains("10.0.0.150 is-at")
@@ -79,7 +82,7 @@ async fn owner_answers_arp_and_ndp_then_ownership_moves_with_gratuitous_announce
     eventually(
         "an unsolicited NA from node2 in the client's tcpdump",
         Duration::from_secs(5),
-        || {
+        async || {
             capture.text().lines().any(|l| {
                 l.contains(NODE2_MAC)
                     && l.contains("ff02::1")
@@ -160,7 +163,7 @@ fn rechecksum(f: &mut [u8]) {
 async fn malformed_and_truncated_frames_are_dropped_and_counted_by_reason() {
     let (lab, _permit) = lab().await;
     let node1 = NodeResponder::start(&lab, "node1", fast_config(), announce(&[VIP4, VIP6], true));
-    eventually("node1 ready", Duration::from_secs(5), || {
+    eventually("node1 ready", Duration::from_secs(5), async || {
         node1.counters.gratuitous_sent() >= 1
     })
     .await;
@@ -226,7 +229,7 @@ async fn malformed_and_truncated_frames_are_dropped_and_counted_by_reason() {
     eventually(
         "every malformed frame counted",
         Duration::from_secs(5),
-        || {
+        async || {
             let all = expected
                 .iter()
                 .all(|(reason, n)| node1.counters.dropped(*reason) >= *n);
@@ -258,7 +261,7 @@ async fn malformed_and_truncated_frames_are_dropped_and_counted_by_reason() {
     eventually(
         "answers to the valid frames",
         Duration::from_secs(5),
-        || node1.counters.responses_sent() == 2,
+        async || node1.counters.responses_sent() == 2,
     )
     .await;
     assert_eq!(arping(&lab, VIP4, 1), vec![NODE1_MAC]);
@@ -319,9 +322,11 @@ async fn conflicts_are_reported_before_and_while_announcing() {
         assert_eq!(c.interface, "eth0");
         assert!(!c.while_answering);
     }
-    eventually("three probes per address", Duration::from_secs(3), || {
-        node1.counters.probes_sent() == 6
-    })
+    eventually(
+        "three probes per address",
+        Duration::from_secs(3),
+        async || node1.counters.probes_sent() == 6,
+    )
     .await;
     assert_eq!(node1.counters.gratuitous_sent(), 0);
     assert_eq!(arping(&lab, VIP4, 1), vec![NODE3_MAC], "node1 stays silent");
@@ -353,7 +358,7 @@ async fn conflicts_are_reported_before_and_while_announcing() {
         ironlb_lab::proc::run(args[0], &args[1..]).unwrap();
     }
     node1.set(announce(&[VIP4, VIP6], true));
-    eventually("node1 announcing", Duration::from_secs(5), || {
+    eventually("node1 announcing", Duration::from_secs(5), async || {
         node1.counters.gratuitous_sent() >= 3
     })
     .await;

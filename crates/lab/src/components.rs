@@ -201,22 +201,15 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn kubectl_apply(lab: &Lab, input: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut child = lab
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("kubectl has no stdin")?
-        .write_all(input)?;
-    let out = child.wait_with_output()?;
-    crate::proc::check("kubectl", &["apply"], out).map(|_| ())
+/// `kubectl apply --server-side --force-conflicts -f -` of `input` (YAML or JSON) as admin:
+/// how the lab applies what it takes from `deploy/` (server-side, as [`install_crds`] applies
+/// the CRDs), taking over fields another field manager set before.
+pub fn apply_server_side(lab: &Lab, input: &[u8]) -> Result<()> {
+    let args = ["apply", "--server-side", "--force-conflicts", "-f", "-"];
+    let mut cmd = lab.kubectl();
+    cmd.args(args);
+    let out = crate::proc::output_with_input(cmd, input)?;
+    crate::proc::check("kubectl", &args, out).map(|_| ())
 }
 
 /// Applies the controller's Namespace, ServiceAccount and RBAC from `deploy/controller`.
@@ -225,7 +218,8 @@ pub fn apply_controller_rbac(lab: &Lab) -> Result<()> {
     for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
         let text = std::fs::read(dir.join(file))
             .with_context(|| format!("reading deploy/controller/{file}"))?;
-        kubectl_apply(lab, &text).with_context(|| format!("applying deploy/controller/{file}"))?;
+        apply_server_side(lab, &text)
+            .with_context(|| format!("applying deploy/controller/{file}"))?;
     }
     Ok(())
 }
@@ -317,8 +311,8 @@ pub async fn start_controller(lab: &Lab, options: ControllerOptions) -> Result<C
     let webhook_port = if options.webhook { free_port()? } else { 0 };
     if options.webhook {
         let vwc = lab_webhook_configuration(webhook_port)?;
-        kubectl_apply(lab, &serde_json::to_vec(&vwc)?)?;
-        kubectl_apply(lab, &serde_json::to_vec(&lab_bgppeer_crd(webhook_port)?)?)?;
+        apply_server_side(lab, &serde_json::to_vec(&vwc)?)?;
+        apply_server_side(lab, &serde_json::to_vec(&lab_bgppeer_crd(webhook_port)?)?)?;
     }
     let controller = Controller {
         daemon: Daemon::new(&lab.dir, &options.name),

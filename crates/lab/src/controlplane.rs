@@ -135,6 +135,41 @@ impl ControlPlane {
     /// `default` namespace and ServiceAccount exist.
     pub fn start(&self, progress: &mut Progress) -> Result<()> {
         let pki = Pki::new(&self.dir);
+        let kubelet_client = self.write_credentials(&pki)?;
+        let egress_config = self.write_egress_config()?;
+        progress.step("certificates and kubeconfigs ready");
+
+        let etcd = self.ensure_daemon("etcd", || self.etcd_command())?;
+        let apiserver = self.ensure_daemon("kube-apiserver", || {
+            self.apiserver_command(&pki, &egress_config, kubelet_client)
+        })?;
+        progress.step("etcd and kube-apiserver started");
+        self.wait_ready(&apiserver, &etcd, Duration::from_secs(90))?;
+        progress.step("kube-apiserver ready");
+
+        self.ensure_daemon("kube-controller-manager", || {
+            self.controller_manager_command(&pki)
+        })?;
+        self.ensure_daemon("kube-scheduler", || {
+            self.component_command("kube-scheduler", "scheduler")
+        })?;
+        progress.step("controller-manager and scheduler started");
+        Ok(())
+    }
+
+    /// The daemon `name`, started with `command()` unless it is running already.
+    fn ensure_daemon(&self, name: &str, command: impl FnOnce() -> Command) -> Result<Daemon> {
+        let daemon = Daemon::new(&self.dir, name);
+        if !daemon.is_running() {
+            daemon.start(command())?;
+        }
+        Ok(daemon)
+    }
+
+    /// The certificates and every client's kubeconfig. Returns whether the API server has its
+    /// client certificate towards kubelets (logs, exec): system:masters passes their webhook
+    /// authorization. A PKI from before the CA key was kept goes without.
+    fn write_credentials(&self, pki: &Pki) -> Result<bool> {
         pki.ensure(&[
             std::net::IpAddr::V4(self.address),
             "127.0.0.1".parse()?,
@@ -147,18 +182,21 @@ impl ControlPlane {
             });
             std::fs::write(&path, pki.kubeconfig(&client, &self.server_url())?)?;
         }
-        // The API server's identity towards kubelets (logs, exec); system:masters passes their
-        // webhook authorization. A PKI from before the CA key was kept goes without.
-        let kubelet_client = pki
+        Ok(pki
             .ensure_client(
                 "apiserver-kubelet-client",
                 "kube-apiserver-kubelet-client",
                 Some("system:masters"),
             )
-            .is_ok();
-        let egress_config = self.dir.join("egress-selector.json");
+            .is_ok())
+    }
+
+    /// The API server's egress selector configuration: the `cluster` network through the
+    /// egress proxy's socket. Returns its path.
+    fn write_egress_config(&self) -> Result<PathBuf> {
+        let path = self.dir.join("egress-selector.json");
         std::fs::write(
-            &egress_config,
+            &path,
             serde_json::to_vec_pretty(&serde_json::json!({
                 "apiVersion": "apiserver.k8s.io/v1beta1",
                 "kind": "EgressSelectorConfiguration",
@@ -171,108 +209,97 @@ impl ControlPlane {
                 }],
             }))?,
         )?;
-        progress.step("certificates and kubeconfigs ready");
+        Ok(path)
+    }
 
+    /// etcd on loopback, on the lab slot's ports, without fsync (the lab's data is disposable).
+    fn etcd_command(&self) -> Command {
         let (client_port, peer_port) = self.etcd_ports();
-        let etcd = Daemon::new(&self.dir, "etcd");
-        if !etcd.is_running() {
-            let data = self.dir.join("etcd-data");
-            let mut cmd = Command::new(self.bin.join("etcd"));
-            cmd.args([
-                "--name=lab",
-                &format!("--data-dir={}", data.display()),
-                &format!("--listen-client-urls=http://127.0.0.1:{client_port}"),
-                &format!("--advertise-client-urls=http://127.0.0.1:{client_port}"),
-                &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-                &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-                &format!("--initial-cluster=lab=http://127.0.0.1:{peer_port}"),
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ]);
-            etcd.start(cmd)?;
-        }
+        let data = self.dir.join("etcd-data");
+        let mut cmd = Command::new(self.bin.join("etcd"));
+        cmd.args([
+            "--name=lab",
+            &format!("--data-dir={}", data.display()),
+            &format!("--listen-client-urls=http://127.0.0.1:{client_port}"),
+            &format!("--advertise-client-urls=http://127.0.0.1:{client_port}"),
+            &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-cluster=lab=http://127.0.0.1:{peer_port}"),
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]);
+        cmd
+    }
 
-        let apiserver = Daemon::new(&self.dir, "kube-apiserver");
-        if !apiserver.is_running() {
-            let p = |f: &str| pki.path(f).display().to_string();
-            let mut cmd = Command::new(self.bin.join("kube-apiserver"));
+    fn apiserver_command(&self, pki: &Pki, egress_config: &Path, kubelet_client: bool) -> Command {
+        let (client_port, _) = self.etcd_ports();
+        let p = |f: &str| pki.path(f).display().to_string();
+        let mut cmd = Command::new(self.bin.join("kube-apiserver"));
+        cmd.args([
+            format!("--etcd-servers=http://127.0.0.1:{client_port}"),
+            format!("--bind-address={}", self.address),
+            format!("--advertise-address={}", self.address),
+            format!("--secure-port={API_PORT}"),
+            format!("--tls-cert-file={}", p("apiserver.crt")),
+            format!("--tls-private-key-file={}", p("apiserver.key")),
+            format!("--client-ca-file={}", p("ca.crt")),
+            format!("--service-account-key-file={}", p("sa.pub")),
+            format!("--service-account-signing-key-file={}", p("sa.key")),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-cluster-ip-range={SERVICE_CIDR},{SERVICE_CIDR_V6}"),
+            // Node first: a real node's kubelet (system:node:<name>) may touch only its
+            // own Node and the Pods, Secrets and ConfigMaps bound to it, as in a cluster.
+            "--authorization-mode=Node,RBAC".into(),
+            "--enable-admission-plugins=NodeRestriction".into(),
+            "--allow-privileged=true".into(),
+            format!("--egress-selector-config-file={}", egress_config.display()),
+            // By address, never by name: a name would be looked up in the host's DNS.
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            "--profiling=false".into(),
+            format!("--cert-dir={}", self.dir.join("apiserver-certs").display()),
+            "--v=0".into(),
+        ]);
+        if kubelet_client {
             cmd.args([
-                format!("--etcd-servers=http://127.0.0.1:{client_port}"),
-                format!("--bind-address={}", self.address),
-                format!("--advertise-address={}", self.address),
-                format!("--secure-port={API_PORT}"),
-                format!("--tls-cert-file={}", p("apiserver.crt")),
-                format!("--tls-private-key-file={}", p("apiserver.key")),
-                format!("--client-ca-file={}", p("ca.crt")),
-                format!("--service-account-key-file={}", p("sa.pub")),
-                format!("--service-account-signing-key-file={}", p("sa.key")),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-cluster-ip-range={SERVICE_CIDR},{SERVICE_CIDR_V6}"),
-                // Node first: a real node's kubelet (system:node:<name>) may touch only its
-                // own Node and the Pods, Secrets and ConfigMaps bound to it, as in a cluster.
-                "--authorization-mode=Node,RBAC".into(),
-                "--enable-admission-plugins=NodeRestriction".into(),
-                "--allow-privileged=true".into(),
-                format!("--egress-selector-config-file={}", egress_config.display()),
-                // By address, never by name: a name would be looked up in the host's DNS.
-                "--kubelet-preferred-address-types=InternalIP".into(),
-                "--profiling=false".into(),
-                format!("--cert-dir={}", self.dir.join("apiserver-certs").display()),
-                "--v=0".into(),
+                format!(
+                    "--kubelet-client-certificate={}",
+                    p("apiserver-kubelet-client.crt")
+                ),
+                format!("--kubelet-client-key={}", p("apiserver-kubelet-client.key")),
             ]);
-            if kubelet_client {
-                cmd.args([
-                    format!(
-                        "--kubelet-client-certificate={}",
-                        p("apiserver-kubelet-client.crt")
-                    ),
-                    format!("--kubelet-client-key={}", p("apiserver-kubelet-client.key")),
-                ]);
-            }
-            apiserver.start(cmd)?;
         }
-        progress.step("etcd and kube-apiserver started");
-        self.wait_ready(&apiserver, &etcd, Duration::from_secs(90))?;
-        progress.step("kube-apiserver ready");
+        cmd
+    }
 
-        let kcm = Daemon::new(&self.dir, "kube-controller-manager");
-        if !kcm.is_running() {
-            let mut cmd = Command::new(self.bin.join("kube-controller-manager"));
-            cmd.args([
-                format!(
-                    "--kubeconfig={}",
-                    self.dir.join("controller-manager.kubeconfig").display()
-                ),
-                format!("--bind-address={}", self.address),
-                format!(
-                    "--service-account-private-key-file={}",
-                    pki.path("sa.key").display()
-                ),
-                format!("--root-ca-file={}", pki.path("ca.crt").display()),
-                "--use-service-account-credentials=true".into(),
-                "--leader-elect=false".into(),
-                // The lab is its own kubelet; NotReady pods are evicted after this long.
-                "--node-monitor-grace-period=40s".into(),
-                "--v=0".into(),
-            ]);
-            kcm.start(cmd)?;
-        }
-        let scheduler = Daemon::new(&self.dir, "kube-scheduler");
-        if !scheduler.is_running() {
-            let mut cmd = Command::new(self.bin.join("kube-scheduler"));
-            cmd.args([
-                format!(
-                    "--kubeconfig={}",
-                    self.dir.join("scheduler.kubeconfig").display()
-                ),
-                format!("--bind-address={}", self.address),
-                "--leader-elect=false".into(),
-                "--v=0".into(),
-            ]);
-            scheduler.start(cmd)?;
-        }
-        progress.step("controller-manager and scheduler started");
-        Ok(())
+    /// A controller-manager or scheduler: its kubeconfig (`<name>.kubeconfig`), the management
+    /// address, no leader election (one of each).
+    fn component_command(&self, binary: &str, kubeconfig: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(binary));
+        cmd.args([
+            format!(
+                "--kubeconfig={}",
+                self.dir.join(format!("{kubeconfig}.kubeconfig")).display()
+            ),
+            format!("--bind-address={}", self.address),
+            "--leader-elect=false".into(),
+            "--v=0".into(),
+        ]);
+        cmd
+    }
+
+    fn controller_manager_command(&self, pki: &Pki) -> Command {
+        let mut cmd = self.component_command("kube-controller-manager", "controller-manager");
+        cmd.args([
+            format!(
+                "--service-account-private-key-file={}",
+                pki.path("sa.key").display()
+            ),
+            format!("--root-ca-file={}", pki.path("ca.crt").display()),
+            "--use-service-account-credentials=true".into(),
+            // The lab is its own kubelet; NotReady pods are evicted after this long.
+            "--node-monitor-grace-period=40s".into(),
+        ]);
+        cmd
     }
 
     /// Polls `/readyz` with the admin credentials until it answers ok.

@@ -20,7 +20,9 @@
 pub mod agent;
 pub mod components;
 pub mod controlplane;
+pub mod demo;
 pub mod images;
+pub mod install;
 pub mod network;
 pub mod nodes;
 pub mod pki;
@@ -28,6 +30,7 @@ pub mod proc;
 pub mod progress;
 pub mod router;
 pub mod speakers;
+pub mod testing;
 
 use anyhow::{Context, Result, bail};
 pub use controlplane::ControlPlane;
@@ -361,6 +364,19 @@ impl Lab {
             );
         }
         nodes::import_everywhere(&self.dir, &self.topo, archive)
+    }
+
+    /// `kill -9` of container `id` (a containerd ID) on the real node `node` (`node2`).
+    pub fn kill_container(&self, node: &str, id: &str) -> Result<()> {
+        let i = node
+            .strip_prefix("node")
+            .and_then(|i| i.parse::<u8>().ok())
+            .filter(|i| (1..=self.topo.nodes).contains(i))
+            .with_context(|| format!("{node} is not a node of lab {}", self.topo.lab))?;
+        if !self.real_nodes {
+            bail!("lab {} runs no containers", self.topo.lab);
+        }
+        nodes::kill_container(&self.dir, &self.topo, i, id)
     }
 
     /// Starts the agent as a daemon of the lab (for `ironlb-lab up`): `exe agent --name <lab>`.

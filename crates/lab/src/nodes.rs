@@ -89,6 +89,21 @@ impl NodePaths {
         }
     }
 
+    /// `ctr` against this node's containerd, in the namespace the kubelet uses.
+    fn ctr(&self, args: &[&str]) -> Result<String> {
+        let socket = self.socket.display().to_string();
+        let mut all = vec![
+            "--address",
+            &socket,
+            "--namespace",
+            "k8s.io",
+            "--timeout",
+            "5s",
+        ];
+        all.extend_from_slice(args);
+        run("ctr", &all)
+    }
+
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
@@ -750,29 +765,24 @@ fn delete_tasks(p: &NodePaths) {
     if !p.daemon("containerd").is_running() {
         return;
     }
-    let socket = p.socket.display().to_string();
-    let ctr = |args: &[&str]| {
-        let mut all = vec![
-            "--address",
-            &socket,
-            "--namespace",
-            "k8s.io",
-            "--timeout",
-            "5s",
-        ];
-        all.extend_from_slice(args);
-        run("ctr", &all)
-    };
-    let Ok(tasks) = ctr(&["tasks", "ls", "--quiet"]) else {
+    let Ok(tasks) = p.ctr(&["tasks", "ls", "--quiet"]) else {
         return;
     };
     let ids: Vec<&str> = tasks.split_whitespace().collect();
     for id in &ids {
-        let _ = ctr(&["tasks", "kill", "--all", "--signal", "SIGKILL", id]);
+        let _ = p.ctr(&["tasks", "kill", "--all", "--signal", "SIGKILL", id]);
     }
     for id in &ids {
-        let _ = ctr(&["tasks", "delete", "--force", id]);
+        let _ = p.ctr(&["tasks", "delete", "--force", id]);
     }
+}
+
+/// `kill -9` of every process of container `id` on node `i`, through its containerd (as a
+/// crash would: the kubelet sees the container exit and restarts it).
+pub fn kill_container(lab_dir: &Path, topo: &Topology, i: u8, id: &str) -> Result<()> {
+    NodePaths::new(lab_dir, topo, i)
+        .ctr(&["tasks", "kill", "--all", "--signal", "SIGKILL", id])
+        .map(|_| ())
 }
 
 /// The container ids containerd still has task state for (killed without being deleted).

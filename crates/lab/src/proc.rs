@@ -33,6 +33,23 @@ pub fn check(program: &str, args: &[&str], out: Output) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs `cmd` with `input` on its stdin and returns its output (stdout and stderr captured).
+pub fn output_with_input(mut cmd: Command, input: &[u8]) -> Result<Output> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    child
+        .stdin
+        .take()
+        .context("the child has no stdin")?
+        .write_all(input)?;
+    Ok(child.wait_with_output()?)
+}
+
 /// A command that runs inside network namespace `netns` (via `ip netns exec`).
 pub fn in_netns(netns: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new("ip");

@@ -19,16 +19,18 @@
 //! excludes such a management link the same way.
 
 use crate::Lab;
-use crate::components::{NAMESPACE, deploy_dir, long_token, write_token_kubeconfig};
+use crate::components::{
+    NAMESPACE, apply_server_side, deploy_dir, long_token, write_token_kubeconfig,
+};
 use crate::proc::{Daemon, in_netns};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The speaker's ServiceAccount.
@@ -90,23 +92,6 @@ pub struct Speakers {
     pub options: SpeakerOptions,
 }
 
-fn kubectl_apply(lab: &Lab, input: &[u8]) -> Result<()> {
-    let mut child = lab
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("kubectl has no stdin")?
-        .write_all(input)?;
-    let out = child.wait_with_output()?;
-    crate::proc::check("kubectl", &["apply"], out).map(|_| ())
-}
-
 /// Applies the Namespace and `deploy/speaker` (ServiceAccount, RBAC, DaemonSet).
 pub fn apply_speaker_manifests(lab: &Lab) -> Result<()> {
     let files = [
@@ -117,7 +102,7 @@ pub fn apply_speaker_manifests(lab: &Lab) -> Result<()> {
     ];
     for file in files {
         let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        kubectl_apply(lab, &text).with_context(|| format!("applying {}", file.display()))?;
+        apply_server_side(lab, &text).with_context(|| format!("applying {}", file.display()))?;
     }
     Ok(())
 }

@@ -3,6 +3,9 @@
 //! Needs root (network namespaces); CI runs as root.
 
 use futures::{StreamExt, TryStreamExt};
+use ironlb_lab::testing::{
+    create_service, eventually, on_kube_ipvs0, set_status_addresses, wait_kube_ipvs0,
+};
 use ironlb_lab::{Lab, LabOptions, RouterKind};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
@@ -16,27 +19,6 @@ async fn lab() -> Lab {
     Lab::start(LabOptions::for_test())
         .await
         .expect("lab starts (needs root)")
-}
-
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, String>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut last = String::new();
-    loop {
-        match check().await {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(e) => last = e,
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} not seen within {limit:?} (last error: {last})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,31 +153,31 @@ async fn deployment_of_five_replicas_becomes_five_ready_endpoints() {
 
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "haha");
     let nodes = lab.topo.node_names();
-    eventually("5 ready endpoints", Duration::from_secs(120), || {
-        let slices = slices.clone();
-        let nodes = nodes.clone();
-        async move {
-            let list = slices
-                .list(&ListParams::default().labels("kubernetes.io/service-name=svc-xiuxian-lb"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready: Vec<_> = list
-                .items
-                .iter()
-                .flat_map(|s| s.endpoints.iter())
-                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-                .collect();
-            // Every endpoint sits on one of the lab's nodes, with a pod IP of its own.
-            for e in &ready {
-                let node = e.node_name.clone().unwrap_or_default();
-                if !nodes.contains(&node) {
-                    return Err(format!("endpoint on unknown node {node:?}"));
-                }
+    eventually("5 ready endpoints", Duration::from_secs(120), async || {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=svc-xiuxian-lb"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready: Vec<_> = list
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+            .collect();
+        // Every endpoint sits on one of the lab's nodes, with a pod IP of its own.
+        for e in &ready {
+            let node = e.node_name.clone().unwrap_or_default();
+            if !nodes.contains(&node) {
+                return Err(format!("endpoint on unknown node {node:?}"));
             }
-            let mut ips: Vec<_> = ready.iter().flat_map(|e| e.addresses.clone()).collect();
-            ips.sort();
-            ips.dedup();
-            Ok(ready.len() == 5 && ips.len() == 5)
+        }
+        let mut ips: Vec<_> = ready.iter().flat_map(|e| e.addresses.clone()).collect();
+        ips.sort();
+        ips.dedup();
+        if ready.len() == 5 && ips.len() == 5 {
+            Ok(())
+        } else {
+            Err(format!("{} ready, addresses {ips:?}", ready.len()))
         }
     })
     .await;
@@ -244,9 +226,11 @@ async fn service_account_is_denied_what_rbac_does_not_allow() {
     eventually(
         "the granted list to succeed",
         Duration::from_secs(10),
-        || {
-            let services = services.clone();
-            async move { Ok(services.list(&ListParams::default()).await.is_ok()) }
+        async || {
+            services
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())
         },
     )
     .await;
@@ -437,40 +421,10 @@ async fn dropping_a_lab_after_a_panic_tears_it_down() {
 async fn load_balancer_addresses_sit_on_every_node_but_the_kernel_never_answers_arp_for_them() {
     let lab = lab().await;
     let client = lab.client().await.expect("admin client");
-    let services: Api<Service> = Api::namespaced(client, "default");
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": "lb"},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": "lb"}},
-    }))
-    .expect("service json");
-    services
-        .create(&PostParams::default(), &svc)
-        .await
-        .expect("create");
+    create_service(&client, "default", "lb", 80, json!({})).await;
     // Play the load balancer controller: write an address into the Service's status.
-    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.150"}, {"ip": "fd10::150"}]}}});
-    services
-        .patch_status("lb", &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("status");
-    let on_node = |lab: &Lab, node: &str, addr: &str| {
-        lab.exec_ok(node, &["ip", "-o", "addr", "show", "dev", "kube-ipvs0"])
-            .map(|out| out.contains(&format!(" {addr}/")))
-            .unwrap_or(false)
-    };
-    eventually(
-        "the address on every node's kube-ipvs0",
-        Duration::from_secs(15),
-        || {
-            let all = lab
-                .topo
-                .node_names()
-                .iter()
-                .all(|n| on_node(&lab, n, "10.0.0.150") && on_node(&lab, n, "fd10::150"));
-            async move { Ok(all) }
-        },
-    )
-    .await;
+    set_status_addresses(&client, "default", "lb", &["10.0.0.150", "fd10::150"]).await;
+    wait_kube_ipvs0(&lab, &["10.0.0.150", "fd10::150"], Duration::from_secs(15)).await;
     // Each node serves the address locally (IPVS would), yet with strict ARP no kernel answers
     // ARP for it: only a load balancer speaker may.
     let local = lab
@@ -492,20 +446,18 @@ async fn load_balancer_addresses_sit_on_every_node_but_the_kernel_never_answers_
         Vec::<String>::new(),
         "nobody may answer ARP for 10.0.0.150 yet"
     );
-    services
+    Api::<Service>::namespaced(client, "default")
         .delete("lb", &Default::default())
         .await
         .expect("delete");
     eventually(
         "the address removed from every node",
         Duration::from_secs(15),
-        || {
-            let none = lab
-                .topo
+        async || {
+            lab.topo
                 .node_names()
                 .iter()
-                .all(|n| !on_node(&lab, n, "10.0.0.150"));
-            async move { Ok(none) }
+                .all(|n| !on_kube_ipvs0(&lab, n, "10.0.0.150"))
         },
     )
     .await;

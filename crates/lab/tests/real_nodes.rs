@@ -13,6 +13,7 @@
 
 use ipnet::Ipv4Net;
 use ironlb_lab::images::{self, APPS_IMAGE};
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions, nodes};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, ListParams, PostParams};
@@ -20,24 +21,6 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-
-async fn eventually<F, Fut, T>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "{what} not seen within {limit:?} (last: {e})"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 /// `curl` from `host` to `url`; the body, or the error.
 fn curl(lab: &Lab, host: &str, url: &str) -> Result<String, String> {

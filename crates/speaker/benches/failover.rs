@@ -17,6 +17,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use ironlb_lab::testing::{Capture, apply_ok};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::*;

@@ -16,10 +16,11 @@
 
 mod support;
 
+use ironlb_lab::testing::{apply_ok, eventually, kubectl, kubectl_get_json};
 use serde_json::Value;
 use std::time::Duration;
 use support::bgp::*;
-use support::{Env, apply_ok, kubectl, setup_with_webhook};
+use support::{Env, setup_with_webhook};
 
 const FILES: [(&str, &str); 5] = [
     (
@@ -86,21 +87,7 @@ stringData: {password: s3cret}
 
 /// `status` of the ConfigurationState `name`, or Null.
 fn configuration_state(env: &Env, name: &str) -> Value {
-    let out = env
-        .lab
-        .kubectl()
-        .args([
-            "-n",
-            "metallb-system",
-            "get",
-            "configurationstate",
-            name,
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    serde_json::from_slice::<Value>(&out.stdout)
+    kubectl_get_json(&env.lab, "metallb-system", "configurationstate", name)
         .map(|v| v["status"].clone())
         .unwrap_or(Value::Null)
 }
@@ -158,19 +145,23 @@ async fn a_bgp_configuration_applied_in_reverse_order_comes_up_once_its_secret_e
     // Without the Secret the configuration cannot load: every component says why, naming the
     // peer and the field, and nothing is announced.
     for component in ["controller", "speaker-node1"] {
-        eventually(&format!("{component} reports the missing Secret"), || {
-            let status = configuration_state(&env, component);
-            let summary = status["errorSummary"].as_str().unwrap_or_default();
-            if status["result"] == "Invalid"
-                && summary.contains("BGPPeer \"router\": spec.passwordSecret")
-                && summary.contains("Secret \"bgp-auth\" not found")
-                && status["conditions"][0]["reason"] == "ConfigError"
-            {
-                Ok(())
-            } else {
-                Err(status.to_string())
-            }
-        })
+        eventually(
+            &format!("{component} reports the missing Secret"),
+            LIMIT,
+            async || {
+                let status = configuration_state(&env, component);
+                let summary = status["errorSummary"].as_str().unwrap_or_default();
+                if status["result"] == "Invalid"
+                    && summary.contains("BGPPeer \"router\": spec.passwordSecret")
+                    && summary.contains("Secret \"bgp-auth\" not found")
+                    && status["conditions"][0]["reason"] == "ConfigError"
+                {
+                    Ok(())
+                } else {
+                    Err(status.to_string())
+                }
+            },
+        )
         .await;
     }
     pod(&env, "web-1", "web", "node1", false).await;
@@ -213,7 +204,7 @@ async fn a_bgp_configuration_applied_in_reverse_order_comes_up_once_its_secret_e
     let path = paths(&env, "ipv4", prefix);
     let community = path[0]["community"]["string"].as_str().unwrap_or_default();
     assert_eq!(community, "64512:7", "{path:?}");
-    eventually("BFD up on FRR for node1", || {
+    eventually("BFD up on FRR for node1", LIMIT, async || {
         let v = frr_json(&env, "show bfd peers json")?;
         let up = v
             .as_array()
@@ -224,7 +215,7 @@ async fn a_bgp_configuration_applied_in_reverse_order_comes_up_once_its_secret_e
     })
     .await;
     for component in ["controller", "speaker-node1"] {
-        eventually(&format!("{component} Valid"), || {
+        eventually(&format!("{component} Valid"), LIMIT, async || {
             let status = configuration_state(&env, component);
             if status["result"] == "Valid" && status["conditions"][0]["status"] == "True" {
                 Ok(())

@@ -10,6 +10,7 @@ mod support;
 use ironlb_api::v1beta1::ServiceBgpStatus;
 use ironlb_lab::components::{self, ControllerOptions};
 use ironlb_lab::speakers::{self, SpeakerOptions};
+use ironlb_lab::testing::{apply_ok, eventually, eventually_eq, kubectl, wait_event};
 use ironlb_lab::{Lab, LabOptions, RouterKind};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -114,18 +115,13 @@ async fn wait_bgp_statuses(env: &impl TestEnv, service: &str, want: &[(&str, &[&
         .iter()
         .map(|(n, p)| (n.to_string(), p.iter().map(|s| s.to_string()).collect()))
         .collect();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let got = bgp_statuses(env, service).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ServiceBGPStatus of {service}: {got:?}, expected {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_eq(
+        &format!("ServiceBGPStatus of {service}"),
+        LIMIT,
+        &want,
+        async || bgp_statuses(env, service).await,
+    )
+    .await
 }
 
 const NODES_V4: [&str; 3] = ["10.0.0.231", "10.0.0.232", "10.0.0.233"];
@@ -155,7 +151,7 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
         assert_eq!(p["largeCommunity"]["string"], "64512:1:2", "{p}");
         assert_eq!(p["aspath"]["string"], "64513", "{p}");
     }
-    eventually("three next hops in FRR's RIB", || {
+    eventually("three next hops in FRR's RIB", LIMIT, async || {
         let v = frr_json(&env, "show ip route 10.0.0.150/32 json")?;
         let hops = v["10.0.0.150/32"][0]["nexthops"]
             .as_array()
@@ -176,10 +172,17 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
     let v4: &[&str] = &["v4"];
     wait_bgp_statuses(&env, "web", &[("node1", v4), ("node2", v4), ("node3", v4)]).await;
     // The Event and the status are written concurrently: wait for it too.
-    wait_service_event(&env, "web", "nodeAssigned", "with protocol \"bgp\"").await;
+    wait_event(
+        &env.client,
+        "default",
+        "web",
+        "nodeAssigned",
+        "with protocol \"bgp\"",
+    )
+    .await;
     // Each session publishes its figures when its state changes; the IPv6 one connects on its
     // own and nothing above waited for it.
-    eventually("node1's BGP metrics", || {
+    eventually("node1's BGP metrics", LIMIT, async || {
         let metrics = env.speakers().metrics(1).map_err(|e| e.to_string())?;
         for line in [
             "metallb_bgp_session_up{peer=\"10.0.0.1:179\"} 1",
@@ -247,7 +250,7 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
         ),
     );
     wait_next_hops(&env, "ipv4", "10.0.0.150/32", &NODES_V4[..1]).await;
-    eventually("node3's session down at FRR", || {
+    eventually("node3's session down at FRR", LIMIT, async || {
         let v = frr_json(&env, "show bgp summary json")?;
         match v["ipv4Unicast"]["peers"]["10.0.0.233"]["state"].as_str() {
             Some("Established") => Err(v.to_string()),
@@ -256,7 +259,7 @@ async fn ebgp_ecmp_policies_selectors_ipv6_withdrawal_status_and_metrics() {
     })
     .await;
     // Its figures go when the stopped session's task ends, just after FRR saw the Cease.
-    eventually("node3 has no session", || {
+    eventually("node3 has no session", LIMIT, async || {
         let metrics = env.speakers().metrics(3).map_err(|e| e.to_string())?;
         if metrics.contains("metallb_bgp_session_up{peer=\"10.0.0.1:179\"}") {
             Err(metrics)
@@ -348,7 +351,7 @@ spec:
 
     // Kill node1's speaker: FRR keeps the route, marked stale, and traffic flows.
     env.speakers().kill(1).unwrap();
-    eventually("FRR marks the route stale", || {
+    eventually("FRR marks the route stale", LIMIT, async || {
         match paths(&env, "ipv4", &prefix).first() {
             Some(p) if p["stale"] == true => Ok(()),
             other => Err(format!("{other:?}")),
@@ -361,12 +364,14 @@ spec:
     );
     // Back: the route is refreshed (no longer stale) and never went away.
     env.speakers().start(1).unwrap();
-    eventually("the route refreshed after the restart", || {
-        match paths(&env, "ipv4", &prefix).first() {
+    eventually(
+        "the route refreshed after the restart",
+        LIMIT,
+        async || match paths(&env, "ipv4", &prefix).first() {
             Some(p) if p["stale"] != true && p["locPrf"] == 250 => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(
         answers(&env, &url, 1),
@@ -429,7 +434,7 @@ async fn announce_to(kind: RouterKind) {
         (&table4, format!("{ip}/32"), "10.0.0.231"),
         (&table6, format!("{ip6}/128"), "fd10::231"),
     ] {
-        eventually(&format!("{prefix} in {kind}'s table"), || {
+        eventually(&format!("{prefix} in {kind}'s table"), LIMIT, async || {
             let out = env.lab().router.cli(cmd).map_err(|e| e.to_string())?;
             let ok = out.contains(&prefix)
                 && out.contains(hop)
@@ -443,14 +448,18 @@ async fn announce_to(kind: RouterKind) {
     let api: Api<Service> = Api::namespaced(env.client().clone(), "default");
     api.delete("web", &DeleteParams::default()).await.unwrap();
     let gone = format!("{ip}/32");
-    eventually(&format!("{gone} withdrawn from {kind}"), || {
-        let out = env.lab().router.cli(&table4).map_err(|e| e.to_string())?;
-        if out.contains(&gone) {
-            Err(out)
-        } else {
-            Ok(())
-        }
-    })
+    eventually(
+        &format!("{gone} withdrawn from {kind}"),
+        LIMIT,
+        async || {
+            let out = env.lab().router.cli(&table4).map_err(|e| e.to_string())?;
+            if out.contains(&gone) {
+                Err(out)
+            } else {
+                Ok(())
+            }
+        },
+    )
     .await;
     let out = env.lab().router.cli(&table6).unwrap();
     assert!(
@@ -542,7 +551,7 @@ spec:
     let ip = lb_service(&env, "web", false, false).await;
     let prefix = format!("{ip}/32");
     wait_next_hops(&env, "ipv4", &prefix, &NODES_V4).await;
-    eventually("BFD up on FRR for every node", || {
+    eventually("BFD up on FRR for every node", LIMIT, async || {
         let v = frr_json(&env, "show bfd peers json")?;
         let up = v
             .as_array()
@@ -551,7 +560,7 @@ spec:
         if up == 3 { Ok(()) } else { Err(v.to_string()) }
     })
     .await;
-    eventually("metallb_bfd_session_up on node1", || {
+    eventually("metallb_bfd_session_up on node1", LIMIT, async || {
         let m = env.speakers().metrics(1).map_err(|e| e.to_string())?;
         if m.contains("metallb_bfd_session_up{peer=\"10.0.0.1\"} 1") {
             Ok(())

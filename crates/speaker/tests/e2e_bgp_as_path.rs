@@ -7,10 +7,8 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, PostParams};
+use ironlb_lab::testing::{apply_ok, create_service, eventually_eq, kubectl, wait_service_address};
 use serde_json::json;
-use std::time::Instant;
 use support::bgp::*;
 use support::*;
 
@@ -37,28 +35,9 @@ fn apply_checked(env: &Env, yaml: &str, object: &str, field: &str, want: &str) {
 /// A LoadBalancer Service `default/name` selecting `app: name`, its address from `pool`; waits
 /// for the address.
 async fn service_from_pool(env: &Env, name: &str, pool: &str) -> String {
-    let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": {"metallb.io/address-pool": pool}},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": name}},
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &svc).await.unwrap();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let s = api.get(name).await.unwrap();
-        if let Some(ip) = s
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|l| l.ingress)
-            .and_then(|i| i.into_iter().next())
-            .and_then(|i| i.ip)
-        {
-            return ip;
-        }
-        assert!(Instant::now() < deadline, "{name} got no address");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let annotations = json!({"metadata": {"annotations": {"metallb.io/address-pool": pool}}});
+    create_service(&env.client, "default", name, 80, annotations).await;
+    wait_service_address(&env.client, "default", name).await
 }
 
 /// FRR's AS paths for `prefix` by next hop, sorted.
@@ -82,14 +61,12 @@ async fn wait_as_paths(env: &Env, prefix: &str, want: &[(&str, &str)]) {
         .iter()
         .map(|(h, p)| (h.to_string(), p.to_string()))
         .collect();
-    eventually(&format!("{prefix} with AS paths {want:?}"), || {
-        let got = as_paths(env, prefix);
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{got:?}"))
-        }
-    })
+    eventually_eq(
+        &format!("{prefix} with AS paths"),
+        LIMIT,
+        &want,
+        async || as_paths(env, prefix),
+    )
     .await;
     eprintln!("FRR: {prefix}: {:?}", as_paths(env, prefix));
 }

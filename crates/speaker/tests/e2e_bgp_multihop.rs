@@ -13,6 +13,7 @@
 
 mod support;
 
+use ironlb_lab::testing::apply_ok;
 use std::time::{Duration, Instant};
 use support::bgp::*;
 use support::*;

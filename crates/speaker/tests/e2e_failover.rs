@@ -8,6 +8,7 @@
 mod support;
 
 use ironlb_api::v1beta1::ServiceL2Status;
+use ironlb_lab::testing::{Capture, apply_ok, arping, send_frames, wait_event};
 use kube::api::{Api, ListParams};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -162,7 +163,14 @@ async fn one_owner_answers_then_fails_over_on_kill_and_on_link_down() {
     }
     // Another host claiming the address: an Event on the Service, a metric, and no fight.
     send_frames(lab, "client", vec![good]);
-    wait_service_event(&env, "web", "addressConflict", "02:1b:00:00:00:64").await;
+    wait_event(
+        &env.client,
+        "default",
+        "web",
+        "addressConflict",
+        "02:1b:00:00:00:64",
+    )
+    .await;
     let m = env.speakers.metrics(i).unwrap();
     assert!(
         counter(

@@ -8,9 +8,9 @@
 
 mod support;
 
+use ironlb_lab::testing::{apply_ok, events, wait_event};
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,15 +64,11 @@ fn gratuitous_sent(env: &Env, i: usize, ip: &str) -> u64 {
 
 /// The notes of the `nodeAssigned` Events of Service `default/service`.
 async fn node_assigned(env: &Env, service: &str) -> Vec<String> {
-    let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    api.list(&ListParams::default())
+    events(&env.client, "default", service)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service))
-        .filter(|e| e.reason.as_deref() == Some("nodeAssigned"))
-        .filter_map(|e| e.note)
+        .filter(|e| e.reason == "nodeAssigned")
+        .map(|e| e.note)
         .collect()
 }
 
@@ -88,7 +84,14 @@ async fn periodic_gratuitous_announcements_follow_the_flag() {
     wait_arp_owner(&env.lab, VIP4, Some(&owner), Duration::from_secs(15)).await;
     wait_ndp_owner(&env, VIP6, &owner, Duration::from_secs(10)).await;
     let assigned_note = format!("announcing from node \"{owner}\" with protocol \"layer2\"");
-    wait_service_event(&env, "web", "nodeAssigned", &assigned_note).await;
+    wait_event(
+        &env.client,
+        "default",
+        "web",
+        "nodeAssigned",
+        &assigned_note,
+    )
+    .await;
 
     // With the flag, once the takeover burst is over: a round every second.
     tokio::time::sleep(BURST_OVER).await;

@@ -8,51 +8,16 @@
 mod support;
 
 use ironlb_api::v1beta1::{ConfigurationState, ServiceL2Status};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use ironlb_lab::testing::{apply_ok, arping, events, eventually, eventually_eq, wait_event};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::bgp::{lb_service, pod};
 use support::*;
 
 const EXCLUDE: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-
-async fn lb_service(env: &Env, name: &str, local: bool) -> String {
-    let api: Api<Service> = Api::namespaced(env.client.clone(), "default");
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": name},
-                 "externalTrafficPolicy": if local { "Local" } else { "Cluster" }},
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &svc).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = api.get(name).await.unwrap();
-        if let Some(ip) = s
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|l| l.ingress)
-            .and_then(|i| i.into_iter().next())
-            .and_then(|i| i.ip)
-        {
-            return ip;
-        }
-        assert!(Instant::now() < deadline, "{name} got no address");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn pod(env: &Env, name: &str, app: &str, node: &str) {
-    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
-    let p: Pod = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"app": app}},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "lab/none"}]},
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &p).await.unwrap();
-}
 
 async fn delete_pod(env: &Env, name: &str) {
     let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
@@ -70,42 +35,12 @@ async fn label_node(env: &Env, node: &str, key: &str, value: Option<&str>) {
     .unwrap();
 }
 
-async fn wait_event(env: &Env, service: &str, reason: &str, contains: &str) -> String {
-    let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let notes: Vec<String> = api
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service))
-            .filter(|e| e.reason.as_deref() == Some(reason))
-            .filter_map(|e| e.note)
-            .collect();
-        if let Some(n) = notes.iter().find(|n| n.contains(contains)) {
-            return n.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {reason} event on {service} containing {contains:?}: {notes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// How many `reason` Events Service `default/service` has with exactly `note`.
 async fn count_events(env: &Env, service: &str, reason: &str, note: &str) -> usize {
-    let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    api.list(&ListParams::default())
+    events(&env.client, "default", service)
         .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service))
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .filter(|e| e.note.as_deref() == Some(note))
+        .iter()
+        .filter(|e| e.reason == reason && e.note == note)
         .count()
 }
 
@@ -121,18 +56,13 @@ async fn status_nodes(env: &Env, service: &str) -> Vec<String> {
 }
 
 async fn wait_status_nodes(env: &Env, service: &str, want: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = status_nodes(env, service).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ServiceL2Status of {service} on {got:?}, expected {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_eq(
+        &format!("ServiceL2Status of {service} on"),
+        Duration::from_secs(10),
+        want,
+        async || status_nodes(env, service).await,
+    )
+    .await
 }
 
 const LIMIT: Duration = Duration::from_secs(15);
@@ -143,15 +73,16 @@ async fn ownership_follows_labels_selectors_preferences_endpoints_and_interfaces
     let lab = &env.lab;
     let all = ["node1", "node2", "node3"];
     apply_ok(lab, &reference_config(""));
-    pod(&env, "web-1", "web", "node1").await;
-    let ip = lb_service(&env, "web", false).await;
+    pod(&env, "web-1", "web", "node1", false).await;
+    let ip = lb_service(&env, "web", false, false).await;
     assert_eq!(ip, "10.0.0.150", "the reference scenario's EXTERNAL-IP");
     let owner = expected_owner(lab, &ip, &all, &BTreeMap::new(), None).unwrap();
     wait_arp_owner(lab, &ip, Some(&owner), LIMIT).await;
     assert_eq!(arping(lab, &ip, 3), vec![mac_of(lab, &owner); 3]);
     assert_eq!(curl(lab, "http://10.0.0.150/"), owner);
     wait_event(
-        &env,
+        &env.client,
+        "default",
         "web",
         "nodeAssigned",
         &format!("announcing from node \"{owner}\" with protocol \"layer2\""),
@@ -201,7 +132,14 @@ async fn ownership_follows_labels_selectors_preferences_endpoints_and_interfaces
     // eth0 -> the owner answers again.
     apply_ok(lab, &reference_config("  interfaces: [eth9]\n"));
     wait_arp_owner(lab, &ip, None, LIMIT).await;
-    wait_event(&env, "web", "announceFailed", "no usable interface").await;
+    wait_event(
+        &env.client,
+        "default",
+        "web",
+        "announceFailed",
+        "no usable interface",
+    )
+    .await;
     apply_ok(lab, &reference_config("  interfaces: [eth0]\n"));
     wait_arp_owner(lab, &ip, Some(&owner), LIMIT).await;
     assert_eq!(curl(lab, "http://10.0.0.150/"), owner);
@@ -209,21 +147,19 @@ async fn ownership_follows_labels_selectors_preferences_endpoints_and_interfaces
     // exclude label went, now that it has an interface again); none for the republishes in
     // between (labels, advertisements that did not move the Service to it).
     let assigned = format!("announcing from node \"{owner}\" with protocol \"layer2\"");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count_events(&env, "web", "nodeAssigned", &assigned).await < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "fewer than 3 nodeAssigned from {owner}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        &format!("3 nodeAssigned from {owner}"),
+        Duration::from_secs(10),
+        async || count_events(&env, "web", "nodeAssigned", &assigned).await >= 3,
+    )
+    .await;
 
     // ETP Local: only nodes with a serving endpoint; the owner follows the endpoint.
-    pod(&env, "local-a", "local", "node2").await;
-    let lip = lb_service(&env, "local", true).await;
+    pod(&env, "local-a", "local", "node2", false).await;
+    let lip = lb_service(&env, "local", true, false).await;
     wait_arp_owner(lab, &lip, Some("node2"), LIMIT).await;
     wait_status_nodes(&env, "local", &["node2"]).await;
-    pod(&env, "local-b", "local", "node3").await;
+    pod(&env, "local-b", "local", "node3", false).await;
     let both =
         expected_owner(lab, &lip, &all, &BTreeMap::new(), Some(&["node2", "node3"])).unwrap();
     wait_arp_owner(lab, &lip, Some(&both), LIMIT).await;

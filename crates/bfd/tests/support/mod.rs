@@ -9,6 +9,7 @@ pub use common::*;
 use ironlb_bfd::{BfdHandle, BfdManager, BfdParams, BfdPeer, ManagerConfig};
 use ironlb_bgp::rib::RouteAttributes;
 use ironlb_bgp::session::driver::{BfdGate, Session};
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Host, Lab};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -73,6 +74,28 @@ pub fn frr_bfd_status(lab: &Lab, peer: &str) -> Result<String, String> {
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| format!("no status: {p}"))
+}
+
+/// Waits until FRR's IPv4 paths for `prefix` go exactly via `hops` (sorted) and its BFD session
+/// with `bfd_peer` is up.
+pub async fn wait_hops_and_frr_bfd_up(
+    lab: &Lab,
+    what: &str,
+    limit: Duration,
+    prefix: &str,
+    hops: &[String],
+    bfd_peer: &str,
+) {
+    eventually(what, limit, async || {
+        let nh = path_next_hops(&frr_paths(lab, "ipv4", prefix)?);
+        let bfd = frr_bfd_status(lab, bfd_peer)?;
+        if nh == hops && bfd == "up" {
+            Ok(())
+        } else {
+            Err(format!("{nh:?} {bfd}"))
+        }
+    })
+    .await
 }
 
 /// A node namespace with its runtime and BFD manager.

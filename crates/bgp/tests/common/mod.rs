@@ -1,5 +1,5 @@
-//! Shared helpers of the lab tests: a tokio runtime inside a node's network namespace, polling,
-//! and reading the routers' JSON.
+//! Shared helpers of the lab tests: a tokio runtime inside a node's network namespace and
+//! reading the routers' JSON (waiting is `ironlb_lab::testing::eventually`).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use ironlb_bgp::rib::{Announcements, RouteAttributes};
@@ -76,25 +76,6 @@ impl Drop for NetnsRuntime {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// Polls `check` every 200 ms until it holds, failing after `limit` with the last state.
-pub async fn eventually<F>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Result<(), String>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let r = check();
-        match r {
-            Ok(()) => return,
-            Err(last) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what} not seen within {limit:?}; last: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

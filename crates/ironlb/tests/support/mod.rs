@@ -1,12 +1,13 @@
 //! Shared helpers of the end-to-end tests: a lab with the CRDs and the controller running as
-//! its ServiceAccount, builders for Services and pools, and waits.
+//! its ServiceAccount, builders for pools, Service reads and waits (the helpers every crate's
+//! tests share are `ironlb_lab::testing`'s).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use ironlb_lab::components::{self, Controller, ControllerOptions};
+use ironlb_lab::testing::eventually;
 use ironlb_lab::{Lab, LabOptions};
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -42,27 +43,9 @@ pub async fn setup(webhook: bool, extra: &[&str]) -> Env {
     Env { lab, client, ctl }
 }
 
-/// Runs kubectl as admin; panics with its stderr on failure; returns stdout.
-pub fn kubectl(lab: &Lab, args: &[&str]) -> String {
-    let out = lab.kubectl().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `kubectl apply -f -` as admin: Ok(stdout) or Err(stderr).
 pub fn apply(lab: &Lab, yaml: &str) -> Result<String, String> {
     lab.kubectl_apply(yaml).map_err(|e| format!("{e:#}"))
-}
-
-/// Applies, panicking on failure.
-pub fn apply_ok(lab: &Lab, yaml: &str) {
-    if let Err(e) = apply(lab, yaml) {
-        panic!("apply failed: {e}\n{yaml}");
-    }
 }
 
 /// An IPAddressPool manifest in metallb-system.
@@ -82,31 +65,6 @@ pub async fn namespace(client: &Client, name: &str, labels: Value) {
     .unwrap();
     let api: Api<Namespace> = Api::all(client.clone());
     let _ = api.create(&PostParams::default(), &ns).await;
-}
-
-/// Creates a LoadBalancer Service `ns/name` with port `port`/TCP; `extra` is merged into the
-/// object (e.g. `{"metadata": {"annotations": {...}}, "spec": {...}}`).
-pub async fn service(client: &Client, ns: &str, name: &str, port: u16, extra: Value) -> Service {
-    let mut svc = json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": port, "protocol": "TCP"}], "selector": {"app": name}},
-    });
-    merge(&mut svc, &extra);
-    let svc: Service = serde_json::from_value(svc).unwrap();
-    let api: Api<Service> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &svc).await.unwrap()
-}
-
-fn merge(a: &mut Value, b: &Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b.clone(),
-    }
 }
 
 /// Merge-patches a Service.
@@ -146,34 +104,18 @@ pub fn pool_of(svc: &Service) -> Option<String> {
         .cloned()
 }
 
-/// Polls `check` every 100 ms until it returns Some, or panics after `limit`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} not seen within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until the Service has exactly `n` addresses; returns them.
 pub async fn wait_ips(client: &Client, ns: &str, name: &str, n: usize) -> Vec<String> {
     eventually(
         &format!("{ns}/{name} with {n} address(es)"),
         Duration::from_secs(20),
-        || async {
-            let svc = get_service(client, ns, name).await;
-            let ips = ips_of(&svc);
-            (ips.len() == n).then_some(ips)
+        async || {
+            let ips = ips_of(&get_service(client, ns, name).await);
+            if ips.len() == n {
+                Ok(ips)
+            } else {
+                Err(format!("{ips:?}"))
+            }
         },
     )
     .await
@@ -186,52 +128,14 @@ pub async fn wait_exact(client: &Client, ns: &str, name: &str, want: &[&str]) {
     eventually(
         &format!("{ns}/{name} with {want:?}"),
         Duration::from_secs(20),
-        || async {
+        async || {
             let mut ips = ips_of(&get_service(client, ns, name).await);
             ips.sort();
-            (ips == want).then_some(())
-        },
-    )
-    .await
-}
-
-/// Events ironlb reported about the Service `ns/name`: (type, reason, note). The API server's
-/// own Events (its ClusterIP repair loop may warn about a Service created an instant earlier)
-/// are not ours and are left out.
-pub async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, String, String)> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .filter(|e| {
-            e.reporting_controller
-                .as_deref()
-                .is_some_and(|r| r.starts_with("metallb-"))
-        })
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.note.unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-/// Waits for an Event with `reason` about `ns/name`; returns its note.
-pub async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str) -> String {
-    eventually(
-        &format!("event {reason} for {ns}/{name}"),
-        Duration::from_secs(20),
-        || async {
-            events(client, ns, name)
-                .await
-                .into_iter()
-                .find(|(_, r, _)| r == reason)
-                .map(|(_, _, n)| n)
+            if ips == want {
+                Ok(())
+            } else {
+                Err(format!("{ips:?}"))
+            }
         },
     )
     .await

@@ -1,16 +1,15 @@
 //! Helpers of the BGP-mode lab tests: Services and Pods in the lab cluster, FRR's view read from
-//! `vtysh ... json`, and polling with a limit.
+//! `vtysh ... json`.
 
 use super::Env;
 use ironlb_lab::Lab;
 use ironlb_lab::speakers;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use ironlb_lab::testing::{create_service, eventually, wait_service_address};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 
-/// How long the polling helpers wait.
-pub const LIMIT: Duration = Duration::from_secs(20);
+pub use ironlb_lab::testing::LIMIT;
 
 /// What the helpers need of a test environment (support's `Env`, or a test's own).
 pub trait TestEnv {
@@ -31,33 +30,16 @@ impl TestEnv for Env {
     }
 }
 
-/// A LoadBalancer Service `default/name` selecting `app: name`; waits for its address.
+/// A LoadBalancer Service `default/name` selecting `app: name` (single-stack IPv6 with `v6`);
+/// waits for its address.
 pub async fn lb_service(env: &impl TestEnv, name: &str, local: bool, v6: bool) -> String {
-    let api: Api<Service> = Api::namespaced(env.client().clone(), "default");
-    let mut spec = json!({"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": name},
-        "externalTrafficPolicy": if local { "Local" } else { "Cluster" }});
+    let mut spec = json!({"externalTrafficPolicy": if local { "Local" } else { "Cluster" }});
     if v6 {
         spec["ipFamilyPolicy"] = json!("SingleStack");
         spec["ipFamilies"] = json!(["IPv6"]);
     }
-    let svc: Service =
-        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
-    api.create(&PostParams::default(), &svc).await.unwrap();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let s = api.get(name).await.unwrap();
-        if let Some(ip) = s
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|l| l.ingress)
-            .and_then(|i| i.into_iter().next())
-            .and_then(|i| i.ip)
-        {
-            return ip;
-        }
-        assert!(Instant::now() < deadline, "{name} got no address");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_service(env.client(), "default", name, 80, json!({"spec": spec})).await;
+    wait_service_address(env.client(), "default", name).await
 }
 
 /// A Pod on `node`; `host_network` ones get the node's IPv6 address too (the lab's pod
@@ -96,24 +78,9 @@ pub fn next_hops(env: &impl TestEnv, af: &str, prefix: &str) -> Vec<String> {
     v
 }
 
-/// Polls `check` every 200 ms until it passes; fails the test after [`LIMIT`].
-pub async fn eventually<F: FnMut() -> Result<(), String>>(what: &str, mut check: F) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(last) => assert!(
-                Instant::now() < deadline,
-                "{what} not seen within {LIMIT:?}; last: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Waits until FRR's next hops for `prefix` are exactly `want` (sorted).
 pub async fn wait_next_hops(env: &impl TestEnv, af: &str, prefix: &str, want: &[&str]) {
-    eventually(&format!("{prefix} via {want:?}"), || {
+    eventually(&format!("{prefix} via {want:?}"), LIMIT, async || {
         let got = next_hops(env, af, prefix);
         if got == want {
             Ok(())

@@ -8,10 +8,13 @@ use ironlb_config::L2Advertisement;
 use ironlb_l2::{NodeInfo, ServiceInfo, Settings, select_owner};
 use ironlb_lab::components::{self, Controller, ControllerOptions};
 use ironlb_lab::speakers::{self, SpeakerOptions, Speakers};
+use ironlb_lab::testing::{
+    Capture, arping, create_service, ndisc6, set_status_addresses, wait_kube_ipvs0,
+};
 use ironlb_lab::{Lab, LabOptions};
 use kube::Client;
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -34,22 +37,6 @@ pub fn binary() -> std::path::PathBuf {
         return path.into();
     }
     components::ironlb_next_to_current_exe().expect("run `cargo build -p ironlb` first")
-}
-
-pub fn kubectl(lab: &Lab, args: &[&str]) -> String {
-    let out = lab.kubectl().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn apply_ok(lab: &Lab, yaml: &str) {
-    if let Err(e) = lab.kubectl_apply(yaml) {
-        panic!("apply failed: {e:#}\n{yaml}");
-    }
 }
 
 /// The reference scenario's pool (plus IPv6 addresses) and an L2Advertisement `xixi` with
@@ -128,16 +115,6 @@ async fn setup_with(controller: bool, webhook: bool, speaker_args: &[&str]) -> E
         speakers,
         _permit: permit,
     }
-}
-
-/// The MACs that answered `arping -c N` from the client, one per answer.
-pub fn arping(lab: &Lab, ip: &str, count: u32) -> Vec<String> {
-    lab.arp_answers("client", ip, count).unwrap()
-}
-
-/// The MACs that answered `ndisc6` from the client.
-pub fn ndisc6(lab: &Lab, ip: &str) -> Vec<String> {
-    lab.ndp_answers("client", ip).unwrap()
 }
 
 /// `curl -s -m 1` from the client: the node name that answered (empty if nothing).
@@ -236,50 +213,6 @@ pub fn expected_owner(
     select_owner(&svc, &ads, &nodes, Settings::default()).ok()
 }
 
-/// A packet capture in a lab host, written to a file.
-pub struct Capture {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Capture {
-    pub fn start(lab: &Lab, host: &str, filter: &str) -> Capture {
-        Capture::start_with(lab, host, &[], filter)
-    }
-
-    /// With more tcpdump flags (e.g. `-tt`).
-    pub fn start_with(lab: &Lab, host: &str, flags: &[&str], filter: &str) -> Capture {
-        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file = lab
-            .dir
-            .join(format!("tcpdump-{host}-{}-{seq}.txt", std::process::id()));
-        let out = std::fs::File::create(&file).unwrap();
-        let netns = lab.topo.netns(host);
-        let mut argv = vec!["tcpdump", "-l", "-n", "-e"];
-        argv.extend_from_slice(flags);
-        argv.extend_from_slice(&["-i", "eth0", filter]);
-        let child = ironlb_lab::proc::in_netns(&netns, &argv)
-            .stdout(out)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        Capture { child, file }
-    }
-
-    pub fn text(&self) -> String {
-        std::fs::read_to_string(&self.file).unwrap_or_default()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Whether a tcpdump line shows a gratuitous ARP for `ip` from `mac`.
 pub fn is_gratuitous_arp(line: &str, mac: &str, ip: &str) -> bool {
     line.contains(&format!("{mac} > ff:ff:ff:ff:ff:ff"))
@@ -288,66 +221,19 @@ pub fn is_gratuitous_arp(line: &str, mac: &str, ip: &str) -> bool {
             || line.contains(&format!("Reply {ip} is-at {mac}")))
 }
 
-/// A client loop: `curl` every few milliseconds with a short timeout, each answer with a
-/// wall-clock timestamp, until dropped.
-pub struct CurlLoop {
-    child: Child,
-    file: std::path::PathBuf,
-}
+/// A client loop: `curl` every few milliseconds with a short timeout, each answer (the
+/// answering node) with a wall-clock timestamp, until dropped.
+pub struct CurlLoop;
 
 impl CurlLoop {
-    pub fn start(lab: &Lab, url: &str, tag: &str) -> CurlLoop {
-        let file = lab.dir.join(format!("curl-loop-{tag}.txt"));
-        let out = std::fs::File::create(&file).unwrap();
+    pub fn start(lab: &Lab, url: &str, tag: &str) -> ShellLoop {
         let script =
             format!("while :; do r=$(curl -s -m 0.15 {url}); echo \"$(date +%s.%N) $r\"; done");
-        let child = ironlb_lab::proc::in_netns(&lab.topo.netns("client"), &["sh", "-c", &script])
-            .stdout(out)
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        CurlLoop { child, file }
-    }
-
-    /// (unix time, answering node) lines so far.
-    pub fn answers(&self) -> Vec<(f64, String)> {
-        std::fs::read_to_string(&self.file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let (t, r) = l.split_once(' ')?;
-                Some((t.parse().ok()?, r.trim().to_string()))
-            })
-            .collect()
-    }
-
-    /// The first answer from `node` at or after `since` (unix seconds).
-    pub fn first_from(&self, node: &str, since: f64) -> Option<f64> {
-        self.answers()
-            .into_iter()
-            .find(|(t, r)| *t >= since && r == node)
-            .map(|(t, _)| t)
+        ShellLoop::start(lab, "client", &format!("curl-loop-{tag}"), &script).unwrap()
     }
 }
 
-use std::os::unix::process::CommandExt;
-
-impl Drop for CurlLoop {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-/// Unix time now, in seconds.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
+pub use ironlb_lab::install::{ShellLoop, unix_now};
 
 /// A selector-less LoadBalancer Service `default/name` whose status the test writes itself
 /// (`ips`), with an EndpointSlice holding one ready endpoint on each of `endpoint_nodes`
@@ -359,51 +245,18 @@ pub async fn service_with_status(
     local: bool,
     endpoint_nodes: &[&str],
 ) {
-    use k8s_openapi::api::core::v1::Service;
-    use kube::api::{Api, Patch, PatchParams, PostParams};
-    use serde_json::json;
-    let services: Api<Service> = Api::namespaced(env.client.clone(), "default");
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}],
-                 "externalTrafficPolicy": if local { "Local" } else { "Cluster" }},
-    }))
-    .unwrap();
-    services.create(&PostParams::default(), &svc).await.unwrap();
-    let ingress: Vec<_> = ips.iter().map(|ip| json!({"ip": ip})).collect();
-    services
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": {"loadBalancer": {"ingress": ingress}}})),
-        )
-        .await
-        .unwrap();
+    let policy = if local { "Local" } else { "Cluster" };
+    let spec = json!({"spec": {"selector": null, "externalTrafficPolicy": policy}});
+    create_service(&env.client, "default", name, 80, spec).await;
+    set_status_addresses(&env.client, "default", name, ips).await;
     set_endpoints(env, name, endpoint_nodes).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let all = env.lab.topo.node_names().iter().all(|n| {
-            env.lab
-                .exec_ok(n, &["ip", "-o", "addr", "show", "dev", "kube-ipvs0"])
-                .map(|o| ips.iter().all(|ip| o.contains(&format!(" {ip}/"))))
-                .unwrap_or(false)
-        });
-        if all {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "addresses never reached kube-ipvs0"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_kube_ipvs0(&env.lab, ips, Duration::from_secs(20)).await;
 }
 
 /// Replaces the EndpointSlice of `default/name` with one ready endpoint per node in `nodes`.
 pub async fn set_endpoints(env: &Env, name: &str, nodes: &[&str]) {
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::api::{Api, Patch, PatchParams};
-    use serde_json::json;
     let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), "default");
     let endpoints: Vec<_> = nodes
         .iter()
@@ -463,55 +316,6 @@ pub async fn wait_ndp_owner(env: &Env, ip: &str, node: &str, limit: Duration) {
             speaker_logs(env)
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// Sends raw Ethernet frames from `host`'s eth0 (a thread entering its namespace).
-pub fn send_frames(lab: &Lab, host: &str, frames: Vec<Vec<u8>>) {
-    let netns = lab.topo.netns(host);
-    std::thread::spawn(move || {
-        ironlb_sys::netns::enter_netns(&ironlb_sys::netns::named_netns_path(&netns)).unwrap();
-        let eth0 = ironlb_sys::link::interfaces()
-            .unwrap()
-            .into_iter()
-            .find(|i| i.name == "eth0")
-            .unwrap();
-        let socket =
-            ironlb_sys::packet::PacketSocket::open(eth0.index, ironlb_sys::packet::Protocol::Arp)
-                .unwrap();
-        for f in frames {
-            socket.send(&f).unwrap();
-        }
-    })
-    .join()
-    .unwrap();
-}
-
-/// Waits for an Event `reason` on Service `default/service` whose note contains `contains`.
-pub async fn wait_service_event(env: &Env, service: &str, reason: &str, contains: &str) -> String {
-    use k8s_openapi::api::events::v1::Event;
-    use kube::api::{Api, ListParams};
-    let api: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let notes: Vec<String> = api
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service))
-            .filter(|e| e.reason.as_deref() == Some(reason))
-            .filter_map(|e| e.note)
-            .collect();
-        if let Some(n) = notes.iter().find(|n| n.contains(contains)) {
-            return n.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {reason} event on {service} containing {contains:?}: {notes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
